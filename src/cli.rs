@@ -1,0 +1,75 @@
+//! The command line, as clap derive types. Behaviour lives in `main.rs` and the domain modules.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flare",
+    version,
+    about = "A self-hosted backend for the Flare video upload API",
+    long_about = "A self-hosted backend for the Flare video upload API.\n\n\
+        Settings come from built-in defaults, then flare.toml, then FLARE_* environment \
+        variables, then flags; each later source wins."
+)]
+pub struct Cli {
+    /// Config file to read. Without it, ./flare.toml is read when it exists.
+    #[arg(long, global = true, env = "FLARE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Folder for the database, the signing key and the uploaded objects [default: ./data].
+    #[arg(long, global = true, env = "FLARE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Create, list and revoke personal access tokens (works while a server runs).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FLARE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// The URL clients use to reach this server; upload URLs are built on it
+    /// [default: http://LISTEN].
+    #[arg(long, env = "FLARE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, alone, on stdout. It is shown only this once.
+    Create {
+        /// A name to recognise the token by, e.g. the machine that uses it.
+        #[arg(long)]
+        name: String,
+        /// A scope to grant; repeat for several. Without any, the token gets every scope:
+        /// videos:read, videos:write, uploads:write, embeds:write.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Lifetime such as 3600, 45m, 12h, 90d or 2w. Without it the token does not expire.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (tok_...). Requests and upload URLs using it stop working at once.
+    Revoke {
+        /// The token's id, as `flare token list` shows it.
+        id: String,
+    },
+}

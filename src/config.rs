@@ -1,0 +1,308 @@
+//! Settings: built-in defaults < flare.toml < FLARE_* environment < flags, merged in one function.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::time::parse_duration;
+
+/// The longest an upload URL may live: seven days, as the spec fixes.
+pub const MAX_URL_TTL_SECS: u64 = 7 * 86_400;
+
+/// One source of settings, as written: every key optional. The file, the environment and the
+/// flags each make one of these, and `Settings::resolve` lays them over the defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub media_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_upload_bytes: Option<u64>,
+    pub upload_url_ttl: Option<String>,
+    pub max_upload_url_ttl: Option<String>,
+    pub cors_allowed_origins: Option<Vec<String>>,
+    pub sync_uploads: Option<bool>,
+    pub log_level: Option<String>,
+}
+
+/// Each key with its environment variable, for `from_env` and the error messages.
+const ENV_VARS: &[(&str, &str)] = &[
+    ("listen", "FLARE_LISTEN"),
+    ("public_url", "FLARE_PUBLIC_URL"),
+    ("media_url", "FLARE_MEDIA_URL"),
+    ("data_dir", "FLARE_DATA_DIR"),
+    ("max_upload_bytes", "FLARE_MAX_UPLOAD_BYTES"),
+    ("upload_url_ttl", "FLARE_UPLOAD_URL_TTL"),
+    ("max_upload_url_ttl", "FLARE_MAX_UPLOAD_URL_TTL"),
+    ("cors_allowed_origins", "FLARE_CORS_ALLOWED_ORIGINS"),
+    ("sync_uploads", "FLARE_SYNC_UPLOADS"),
+    ("log_level", "FLARE_LOG_LEVEL"),
+];
+
+impl RawSettings {
+    /// Reads a TOML file. Unknown keys are an error, so a typo does not pass silently.
+    pub fn from_file(path: &Path) -> Result<RawSettings, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Reads every `FLARE_*` variable through `get`. Lists are comma-separated.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<RawSettings, String> {
+        let mut raw = RawSettings::default();
+        for (key, var) in ENV_VARS {
+            let Some(value) = get(var) else { continue };
+            let bad = |what: &str| format!("{var}={value:?}: expected {what}");
+            match *key {
+                "listen" => raw.listen = Some(value),
+                "public_url" => raw.public_url = Some(value),
+                "media_url" => raw.media_url = Some(value),
+                "data_dir" => raw.data_dir = Some(PathBuf::from(value)),
+                "max_upload_bytes" => {
+                    raw.max_upload_bytes =
+                        Some(value.trim().parse().map_err(|_| bad("a number of bytes"))?)
+                }
+                "upload_url_ttl" => raw.upload_url_ttl = Some(value),
+                "max_upload_url_ttl" => raw.max_upload_url_ttl = Some(value),
+                "cors_allowed_origins" => {
+                    raw.cors_allowed_origins = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
+                "sync_uploads" => {
+                    raw.sync_uploads = Some(match value.trim() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => return Err(bad("true or false")),
+                    })
+                }
+                "log_level" => raw.log_level = Some(value),
+                _ => unreachable!("ENV_VARS lists only known keys"),
+            }
+        }
+        Ok(raw)
+    }
+
+    /// `self` with every key that `over` sets replaced.
+    fn overlay(self, over: RawSettings) -> RawSettings {
+        RawSettings {
+            listen: over.listen.or(self.listen),
+            public_url: over.public_url.or(self.public_url),
+            media_url: over.media_url.or(self.media_url),
+            data_dir: over.data_dir.or(self.data_dir),
+            max_upload_bytes: over.max_upload_bytes.or(self.max_upload_bytes),
+            upload_url_ttl: over.upload_url_ttl.or(self.upload_url_ttl),
+            max_upload_url_ttl: over.max_upload_url_ttl.or(self.max_upload_url_ttl),
+            cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
+            sync_uploads: over.sync_uploads.or(self.sync_uploads),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}
+
+/// Validated settings: what the rest of flare reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    /// Without a trailing slash. `None`: `http://` + the address actually bound.
+    pub public_url: Option<String>,
+    /// Without a trailing slash. `None`: public URL + `/media`.
+    pub media_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    pub upload_url_ttl_secs: u64,
+    pub max_upload_url_ttl_secs: u64,
+    pub cors_allowed_origins: Vec<String>,
+    /// fsync each upload before it is renamed into place.
+    pub sync_uploads: bool,
+    pub log_level: log::LevelFilter,
+}
+
+impl Settings {
+    /// The one place where sources meet: `layers` in rising precedence (file, env, flags) over
+    /// the built-in defaults, then every value checked.
+    pub fn resolve(layers: impl IntoIterator<Item = RawSettings>) -> Result<Settings, String> {
+        let raw = layers
+            .into_iter()
+            .fold(RawSettings::default(), RawSettings::overlay);
+        let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "listen = {listen:?}: expected an address and port such as 127.0.0.1:8080"
+            ));
+        }
+        let max_upload_url_ttl_secs = duration_key(
+            "max_upload_url_ttl",
+            raw.max_upload_url_ttl.as_deref(),
+            "7d",
+        )?;
+        if max_upload_url_ttl_secs > MAX_URL_TTL_SECS {
+            return Err("max_upload_url_ttl: at most 7d".into());
+        }
+        let upload_url_ttl_secs =
+            duration_key("upload_url_ttl", raw.upload_url_ttl.as_deref(), "1h")?;
+        if upload_url_ttl_secs > max_upload_url_ttl_secs {
+            return Err(format!(
+                "upload_url_ttl ({upload_url_ttl_secs}s) is longer than max_upload_url_ttl ({max_upload_url_ttl_secs}s)"
+            ));
+        }
+        let max_upload_bytes = raw.max_upload_bytes.unwrap_or(20 * 1024 * 1024 * 1024);
+        if max_upload_bytes == 0 {
+            return Err("max_upload_bytes must be at least 1".into());
+        }
+        let log_level = match raw.log_level.as_deref().unwrap_or("info") {
+            "error" => log::LevelFilter::Error,
+            "warn" => log::LevelFilter::Warn,
+            "info" => log::LevelFilter::Info,
+            "debug" => log::LevelFilter::Debug,
+            "off" => log::LevelFilter::Off,
+            other => {
+                return Err(format!(
+                    "log_level = {other:?}: expected error, warn, info, debug or off"
+                ))
+            }
+        };
+        let origins = raw.cors_allowed_origins.unwrap_or_default();
+        for origin in &origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(format!(
+                    "cors_allowed_origins: {origin:?} is not an origin such as https://app.example.com (no path, no trailing slash)"
+                ));
+            }
+        }
+        Ok(Settings {
+            listen,
+            public_url: url_base("public_url", raw.public_url.as_deref())?,
+            media_url: url_base("media_url", raw.media_url.as_deref())?,
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            max_upload_bytes,
+            upload_url_ttl_secs,
+            max_upload_url_ttl_secs,
+            cors_allowed_origins: origins,
+            sync_uploads: raw.sync_uploads.unwrap_or(true),
+            log_level,
+        })
+    }
+}
+
+fn duration_key(key: &str, value: Option<&str>, default: &str) -> Result<u64, String> {
+    parse_duration(value.unwrap_or(default)).map_err(|e| format!("{key}: {e}"))
+}
+
+/// `scheme://host[:port]` exactly, as browsers send it in `Origin`.
+fn is_origin(s: &str) -> bool {
+    s.strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']))
+}
+
+/// An http(s) URL without its trailing slash.
+fn url_base(key: &str, value: Option<&str>) -> Result<Option<String>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let trimmed = value.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => {
+            Ok(Some(trimmed.to_string()))
+        }
+        _ => Err(format!(
+            "{key} = {value:?}: expected an http:// or https:// URL"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(f: impl FnOnce(&mut RawSettings)) -> RawSettings {
+        let mut r = RawSettings::default();
+        f(&mut r);
+        r
+    }
+
+    #[test]
+    fn defaults_match_the_sample_file() {
+        let s = Settings::resolve([]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert_eq!(s.max_upload_bytes, 21_474_836_480);
+        assert_eq!(s.upload_url_ttl_secs, 3600);
+        assert_eq!(s.max_upload_url_ttl_secs, 604_800);
+        assert!(s.sync_uploads);
+        assert!(s.cors_allowed_origins.is_empty());
+        // The shipped flare.toml states the same defaults.
+        let sample = RawSettings::from_file(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/flare.toml"
+        )))
+        .unwrap();
+        let from_sample = Settings::resolve([sample]).unwrap();
+        assert_eq!(
+            format!("{from_sample:?}"),
+            format!(
+                "{:?}",
+                Settings {
+                    public_url: None,
+                    ..s
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let file = raw(|r| {
+            r.listen = Some("127.0.0.1:1".into());
+            r.max_upload_bytes = Some(5);
+        });
+        let env =
+            RawSettings::from_env(|k| (k == "FLARE_LISTEN").then(|| "127.0.0.1:2".to_string()))
+                .unwrap();
+        let flags = raw(|r| r.data_dir = Some("/srv/flare".into()));
+        let s = Settings::resolve([file.clone(), env.clone(), flags]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:2");
+        assert_eq!(s.max_upload_bytes, 5);
+        assert_eq!(s.data_dir, PathBuf::from("/srv/flare"));
+        let flags = raw(|r| r.listen = Some("127.0.0.1:3".into()));
+        assert_eq!(
+            Settings::resolve([file, env, flags]).unwrap().listen,
+            "127.0.0.1:3"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = |r: RawSettings| Settings::resolve([r]).unwrap_err();
+        assert!(err(raw(|r| r.listen = Some("nowhere".into()))).contains("listen"));
+        assert!(err(raw(|r| r.upload_url_ttl = Some("8d".into()))).contains("upload_url_ttl"));
+        assert!(
+            err(raw(|r| r.max_upload_url_ttl = Some("8d".into()))).contains("max_upload_url_ttl")
+        );
+        assert!(err(raw(|r| r.public_url = Some("ftp://x".into()))).contains("public_url"));
+        assert!(err(raw(
+            |r| r.cors_allowed_origins = Some(vec!["https://a.b/path".into()])
+        ))
+        .contains("cors"));
+        let env_err =
+            RawSettings::from_env(|k| (k == "FLARE_MAX_UPLOAD_BYTES").then(|| "lots".to_string()));
+        assert!(env_err.unwrap_err().contains("FLARE_MAX_UPLOAD_BYTES"));
+        assert!(toml::from_str::<RawSettings>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn urls_lose_their_trailing_slash() {
+        let s = Settings::resolve([raw(|r| {
+            r.public_url = Some("https://v.example.com/".into())
+        })])
+        .unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://v.example.com"));
+    }
+}

@@ -1,0 +1,75 @@
+//! Queries on the `uploads` table: one row per signed upload URL.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub id: String,
+    pub video_id: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub byte_limit: u64,
+    pub exact_size: bool,
+    pub token_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Set by the PUT that stored the object; the URL is spent from then on.
+    pub completed_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, video_id, file_name, content_type, byte_limit, exact_size, token_id, \
+                       created_at, expires_at, completed_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
+    Ok(UploadRow {
+        id: r.get(0)?,
+        video_id: r.get(1)?,
+        file_name: r.get(2)?,
+        content_type: r.get(3)?,
+        byte_limit: r.get::<_, i64>(4)? as u64,
+        exact_size: r.get(5)?,
+        token_id: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        completed_at: r.get(9)?,
+    })
+}
+
+pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO uploads ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        params![
+            u.id,
+            u.video_id,
+            u.file_name,
+            u.content_type,
+            u.byte_limit as i64,
+            u.exact_size,
+            u.token_id,
+            u.created_at,
+            u.expires_at,
+            u.completed_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+}
+
+/// Spends the URL; false when it was already spent.
+pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE uploads SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(n > 0)
+}

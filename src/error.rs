@@ -1,0 +1,216 @@
+//! ApiError: every refusal the HTTP API can give, with one status table and one JSON shape.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use std::fmt;
+
+use crate::tokens::Scope;
+
+/// Every error a route can return. `code()` and `status()` are the spec's table, in one place.
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidJson(String),
+    /// A field missing, of the wrong type or out of range; the message names the field.
+    InvalidField(String),
+    UnsupportedFileType(String),
+    MissingToken,
+    InvalidToken,
+    TokenRevoked,
+    TokenExpired,
+    MissingScope(Scope),
+    UrlExpired,
+    SignatureMismatch(&'static str),
+    NotFound(String),
+    MethodNotAllowed,
+    Conflict(String),
+    UrlUsed,
+    TooLarge(String),
+    ContentTypeMismatch {
+        expected: String,
+    },
+    RangeNotSatisfiable {
+        size: u64,
+    },
+    InsufficientStorage,
+    /// The cause goes to the log; the client sees an opaque message.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid-json",
+            ApiError::InvalidField(_) => "invalid-field",
+            ApiError::UnsupportedFileType(_) => "unsupported-file-type",
+            ApiError::MissingToken => "missing-token",
+            ApiError::InvalidToken => "invalid-token",
+            ApiError::TokenRevoked => "token-revoked",
+            ApiError::TokenExpired => "token-expired",
+            ApiError::MissingScope(_) => "missing-scope",
+            ApiError::UrlExpired => "url-expired",
+            ApiError::SignatureMismatch(_) => "signature-mismatch",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::UrlUsed => "url-used",
+            ApiError::TooLarge(_) => "too-large",
+            ApiError::ContentTypeMismatch { .. } => "content-type-mismatch",
+            ApiError::RangeNotSatisfiable { .. } => "range-not-satisfiable",
+            ApiError::InsufficientStorage => "insufficient-storage",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidField(_)
+            | ApiError::UnsupportedFileType(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::TokenRevoked
+            | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
+            ApiError::MissingScope(_) | ApiError::UrlExpired | ApiError::SignatureMismatch(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) | ApiError::UrlUsed => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ContentTypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// One sentence a person can act on. Never a server path or a secret.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidJson(m)
+            | ApiError::InvalidField(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::TooLarge(m) => m.clone(),
+            ApiError::UnsupportedFileType(ext) => format!(
+                "files ending in `{ext}` are not accepted; use one of: {}",
+                crate::names::allowed_extensions()
+            ),
+            ApiError::MissingToken => {
+                "send a personal access token as `Authorization: Bearer flr_pat_...`".into()
+            }
+            ApiError::InvalidToken => {
+                "the token is not valid; check that it was copied whole".into()
+            }
+            ApiError::TokenRevoked => "the token has been revoked; create a new one".into(),
+            ApiError::TokenExpired => "the token has expired; create a new one".into(),
+            ApiError::MissingScope(scope) => {
+                format!(
+                    "the token lacks the `{}` scope this request needs",
+                    scope.as_str()
+                )
+            }
+            ApiError::UrlExpired => "the upload URL has expired; ask for a new one".into(),
+            ApiError::SignatureMismatch(why) => {
+                format!("the upload URL's signature does not match: {why}")
+            }
+            ApiError::MethodNotAllowed => "this method is not allowed on this path".into(),
+            ApiError::UrlUsed => {
+                "this upload URL has already stored an object; ask for a new one".into()
+            }
+            ApiError::ContentTypeMismatch { expected } => {
+                format!(
+                    "the upload URL was signed for `Content-Type: {expected}`; send exactly that"
+                )
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                format!("the requested range is outside the object's {size} bytes")
+            }
+            ApiError::InsufficientStorage => {
+                "the server's disk is full; nothing was stored, try again later".into()
+            }
+            ApiError::Internal(_) => "the server failed; the cause is in its log".into(),
+        }
+    }
+
+    /// An internal error with what we were doing; a full disk becomes 507.
+    pub fn internal(what: &str, cause: impl fmt::Display) -> ApiError {
+        ApiError::Internal(format!("{what}: {cause}"))
+    }
+
+    pub fn from_io(what: &str, err: std::io::Error) -> ApiError {
+        if is_disk_full(&err) {
+            ApiError::InsufficientStorage
+        } else {
+            ApiError::internal(what, err)
+        }
+    }
+}
+
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        ApiError::internal("database", err)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
+            ApiError::InsufficientStorage => log::warn!("refused a write: disk full"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status());
+        match self {
+            // RFC 6750 §3: no error attribute when the request carried no credentials.
+            ApiError::MissingToken => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"flare\""));
+            }
+            ApiError::InvalidToken | ApiError::TokenRevoked | ApiError::TokenExpired => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Bearer realm=\"flare\", error=\"invalid_token\", error_description=\"{}\"",
+                        self.code()
+                    ),
+                ));
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                res.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            _ => {}
+        }
+        res.json(serde_json::json!({
+            "success": false,
+            "error": { "code": self.code(), "message": self.message() },
+        }))
+    }
+}
+
+/// Validation that reads as one line: `body.get("x").ok_or_invalid("x must be ...")?`.
+pub trait OrInvalid<T> {
+    fn ok_or_invalid(self, message: impl Into<String>) -> Result<T, ApiError>;
+}
+
+impl<T> OrInvalid<T> for Option<T> {
+    fn ok_or_invalid(self, message: impl Into<String>) -> Result<T, ApiError> {
+        self.ok_or_else(|| ApiError::InvalidField(message.into()))
+    }
+}

@@ -1,0 +1,20 @@
+//! flare: a self-hosted backend for the Flare video upload API.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod logging;
+pub mod names;
+pub mod ranges;
+pub mod routes;
+pub mod signing;
+pub mod startup;
+pub mod storage;
+pub mod time;
+pub mod tokens;
+pub mod uploads;
+pub mod videos;

@@ -1,0 +1,54 @@
+//! The `flare` binary: parse the command line, load settings, dispatch.
+
+use clap::Parser;
+use std::path::Path;
+use std::process::ExitCode;
+
+use flare::cli::{Cli, Command};
+use flare::config::{RawSettings, Settings};
+use flare::startup::Application;
+use flare::{admin, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let settings = load_settings(&cli)?;
+    logging::init(settings.log_level);
+    match cli.command {
+        Command::Serve(_) => actix_web::rt::System::new().block_on(async {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }),
+        Command::Token(cmd) => admin::token(&settings, cmd),
+    }
+}
+
+/// The config file (explicit, or ./flare.toml when present), then the environment, then flags.
+fn load_settings(cli: &Cli) -> Result<Settings, String> {
+    let file = match &cli.config {
+        Some(path) => RawSettings::from_file(path)?,
+        None if Path::new("flare.toml").is_file() => {
+            RawSettings::from_file(Path::new("flare.toml"))?
+        }
+        None => RawSettings::default(),
+    };
+    let env = RawSettings::from_env(|var| std::env::var(var).ok())?;
+    let mut flags = RawSettings {
+        data_dir: cli.data_dir.clone(),
+        ..RawSettings::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        flags.listen = args.listen.clone();
+        flags.public_url = args.public_url.clone();
+    }
+    Settings::resolve([file, env, flags])
+}

@@ -1,0 +1,253 @@
+//! Building the application: open the data folder, bind the listener, mount the routes.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures_util::future::{ready, Either};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::routes;
+use crate::signing::key_from_bytes;
+use crate::storage::Storage;
+use crate::uploads::InFlight;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    /// `public_url`, or `http://` + the bound address.
+    pub base_url: String,
+    /// `media_url`, or `base_url` + `/media`.
+    pub media_url: String,
+    pub db: Db,
+    pub storage: Arc<Storage>,
+    pub signing_key: hmac::Key,
+    pub rng: SystemRandom,
+    /// Serialises the rename-and-record step of uploads.
+    pub commit_lock: Arc<Mutex<()>>,
+    pub in_flight: InFlight,
+}
+
+pub struct Application {
+    port: u16,
+    base_url: String,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the data folder (database, signing key, storage), binds `settings.listen` (port 0
+    /// picks a free port) and prepares the server. Nothing is served until `run_until_stopped`.
+    pub async fn build(settings: Settings) -> Result<Application, String> {
+        let data_dir = settings.data_dir.clone();
+        let sync = settings.sync_uploads;
+        let (db, key, storage) = tokio::task::spawn_blocking(move || {
+            fs::create_dir_all(&data_dir).map_err(|e| {
+                format!("cannot create the data folder {}: {e}", data_dir.display())
+            })?;
+            let db = Db::open(&data_dir.join("flare.db"))?;
+            let key = load_or_create_key(&data_dir)?;
+            let storage = Storage::open(&data_dir, sync)
+                .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
+            let swept = storage
+                .sweep_temp()
+                .map_err(|e| format!("cannot clear unfinished uploads: {e}"))?;
+            if swept > 0 {
+                log::info!("removed {swept} unfinished upload(s) left by an earlier run");
+            }
+            Ok::<_, String>((db, key, storage))
+        })
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))??;
+
+        let listener = std::net::TcpListener::bind(&settings.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let base_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let media_url = settings
+            .media_url
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}/media"));
+        let state = web::Data::new(AppState {
+            settings,
+            base_url: base_url.clone(),
+            media_url,
+            db,
+            storage: Arc::new(storage),
+            signing_key: key,
+            rng: SystemRandom::new(),
+            commit_lock: Arc::new(Mutex::new(())),
+            in_flight: InFlight::default(),
+        });
+        let origins = Arc::new(state.settings.cors_allowed_origins.clone());
+        let server = HttpServer::new(move || {
+            let origins = origins.clone();
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PathConfig::default().error_handler(|_, _| {
+                    ApiError::NotFound("there is nothing at this path".into()).into()
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+                .wrap_fn(move |req, srv| cors(&origins, req, srv))
+                .wrap(
+                    // %U is the path without the query: signed URLs never reach the log.
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+        })
+        .listen(listener)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        .run();
+        log::info!("flare listening on http://{addr} (public URL {base_url})");
+        Ok(Application {
+            port: addr.port(),
+            base_url,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The origin of a request when `cors_allowed_origins` lets it in.
+fn allowed_origin(origins: &[String], req: &ServiceRequest) -> Option<HeaderValue> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    origins
+        .iter()
+        .any(|o| o == "*" || o == text)
+        .then(|| origin.clone())
+}
+
+/// CORS for every route: preflights are answered here, before any route or signature check;
+/// other responses get the allow headers when the origin is listed.
+fn cors<S, B>(
+    origins: &[String],
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: MessageBody + 'static,
+{
+    let allowed = allowed_origin(origins, &req);
+    let cors_on = !origins.is_empty();
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let mut res = HttpResponse::build(StatusCode::NO_CONTENT);
+        if let Some(origin) = allowed {
+            res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
+                .insert_header((
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    "GET, HEAD, POST, PUT, PATCH, DELETE",
+                ))
+                .insert_header((
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    "authorization, content-type, range, if-none-match, if-range",
+                ))
+                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+        }
+        if cors_on {
+            res.insert_header((header::VARY, "Origin"));
+        }
+        return Either::Left(ready(Ok(req.into_response(res.finish()))));
+    }
+    let fut = srv.call(req);
+    Either::Right(async move {
+        let mut res = fut.await?.map_into_boxed_body();
+        let headers = res.headers_mut();
+        if let Some(origin) = allowed {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("ETag, Content-Range, Content-Length, Accept-Ranges"),
+            );
+        }
+        if cors_on {
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        Ok(res)
+    })
+}
+
+/// The URL-signing key: 32 random bytes in `DATA_DIR/signing.key`, mode 0600, made on first start.
+fn load_or_create_key(data_dir: &Path) -> Result<hmac::Key, String> {
+    let path = data_dir.join("signing.key");
+    let read = |path: &Path| -> Result<Option<hmac::Key>, String> {
+        match fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => Ok(Some(key_from_bytes(&bytes))),
+            Ok(_) => Err(format!("{} is damaged: expected 32 bytes", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    };
+    if let Some(key) = read(&path)? {
+        if let Ok(meta) = fs::metadata(&path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                log::warn!(
+                    "{} is readable by other users; run chmod 600 on it",
+                    path.display()
+                );
+            }
+        }
+        return Ok(key);
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "the system random source failed".to_string())?;
+    // Written whole under a temporary name, then linked into place: link() fails if another
+    // process made the key first, and then both use that one.
+    let tmp = data_dir.join(format!("signing.key.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        match fs::hard_link(&tmp, &path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        fs::File::open(data_dir)?.sync_all()
+    };
+    let written = write();
+    let _ = fs::remove_file(&tmp);
+    written.map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    log::info!("created a new URL-signing key in {}", path.display());
+    read(&path)?.ok_or_else(|| format!("{} vanished after it was created", path.display()))
+}

@@ -1,0 +1,424 @@
+//! Objects on disk: where each lives, atomic streamed writes, and chunked reads.
+//!
+//! Layout: `DATA_DIR/objects/VIDEO_ID/composite/FILE`, with uploads in progress under
+//! `DATA_DIR/tmp/` (the same file system, so the final step is a `rename`). An object is only
+//! ever replaced whole by that rename, never written in place, so an open reader keeps the bytes
+//! it started with and a new reader gets the new ones.
+//!
+//! This is the seam for other object stores: the rest of flare sees `ObjectKey`, `ObjectWriter`,
+//! `Staged`, `ObjectMeta` and a byte stream, never a path.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use ring::digest;
+use ring::rand::SystemRandom;
+use std::fs::{self, File, Metadata};
+use std::future::Future;
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::tokens::random_id;
+
+/// Bytes gathered before one write to the temp file: large writes keep the disk streaming.
+const WRITE_BATCH: usize = 1 << 20;
+/// Chunks queued between the network and the writer thread; bounds memory per upload.
+const WRITE_QUEUE: usize = 16;
+/// First and largest read when serving: small first reads answer seeks fast, large later ones
+/// keep a long download at disk speed.
+const FIRST_READ: usize = 64 << 10;
+const MAX_READ: usize = 1 << 20;
+
+/// The address of an object. Both names must have passed `names::check_path_name`.
+#[derive(Debug, Clone)]
+pub struct ObjectKey {
+    pub video_id: String,
+    pub file_name: String,
+}
+
+/// What a reader needs to know about a stored object.
+#[derive(Debug, Clone)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Whole seconds, as `Last-Modified` carries.
+    pub modified: SystemTime,
+    /// A strong entity tag: changes whenever the object is replaced.
+    pub etag: String,
+}
+
+impl ObjectMeta {
+    fn of(meta: &Metadata) -> ObjectMeta {
+        let nanos = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+        ObjectMeta {
+            size: meta.len(),
+            modified: UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime().max(0) as u64),
+            etag: format!("\"{:x}-{:x}-{:x}\"", meta.ino(), nanos, meta.len()),
+        }
+    }
+}
+
+pub struct Storage {
+    objects: PathBuf,
+    tmp: PathBuf,
+    sync: bool,
+    rng: SystemRandom,
+}
+
+impl Storage {
+    /// Creates `objects/` and `tmp/` under `data_dir` if needed. Blocking.
+    pub fn open(data_dir: &Path, sync: bool) -> io::Result<Storage> {
+        let objects = data_dir.join("objects");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&objects)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(Storage {
+            objects,
+            tmp,
+            sync,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Removes temp files left by a server that stopped mid-upload. Only call before serving.
+    pub fn sweep_temp(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn object_path(&self, key: &ObjectKey) -> PathBuf {
+        self.objects
+            .join(&key.video_id)
+            .join("composite")
+            .join(&key.file_name)
+    }
+
+    /// Starts a streamed write to a new temp file. The file is created and written on a
+    /// blocking thread; the caller feeds it with `ObjectWriter::write`.
+    pub async fn writer(&self) -> io::Result<ObjectWriter> {
+        let path = self.tmp.join(random_id(&self.rng, "", 12) + ".part");
+        let sync = self.sync;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let task = tokio::task::spawn_blocking(move || {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)?;
+            let temp = TempFile { path: Some(path) };
+            write_loop(rx, file, temp, sync)
+        });
+        Ok(ObjectWriter {
+            tx: Some(tx),
+            task: Some(task),
+            written: 0,
+        })
+    }
+
+    /// Moves a finished temp file to its object's place, replacing any previous object whole.
+    /// Blocking; the caller serialises commits.
+    pub fn commit(&self, mut staged: Staged, key: &ObjectKey) -> io::Result<ObjectMeta> {
+        let dir = self.objects.join(&key.video_id).join("composite");
+        fs::create_dir_all(&dir)?;
+        let temp_path = staged.temp.path.take().expect("a staged file has a path");
+        if let Err(e) = fs::rename(&temp_path, self.object_path(key)) {
+            staged.temp.path = Some(temp_path);
+            return Err(e);
+        }
+        if self.sync {
+            // The rename is durable once the directories holding it are.
+            for d in [&dir, dir.parent().unwrap_or(&dir), &self.objects] {
+                File::open(d)?.sync_all()?;
+            }
+        }
+        Ok(staged.meta.clone())
+    }
+
+    /// Opens an object for reading; `None` when there is none. Blocking.
+    pub fn open_object(&self, key: &ObjectKey) -> io::Result<Option<(File, ObjectMeta)>> {
+        match File::open(self.object_path(key)) {
+            Ok(file) => {
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some((file, ObjectMeta::of(&meta))))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+enum Msg {
+    Data(Bytes),
+    Finish,
+}
+
+/// The network side of a streamed write. Dropping it without `finish` aborts the write and
+/// removes the temp file.
+pub struct ObjectWriter {
+    tx: Option<mpsc::Sender<Msg>>,
+    task: Option<JoinHandle<io::Result<Staged>>>,
+    written: u64,
+}
+
+impl ObjectWriter {
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.written += chunk.len() as u64;
+        let tx = self.tx.as_ref().expect("write after finish");
+        if tx.send(Msg::Data(chunk)).await.is_err() {
+            // The writer thread stopped early, which only happens on an IO error: report it.
+            return Err(self
+                .join()
+                .await
+                .err()
+                .unwrap_or_else(|| io::Error::other("writer stopped")));
+        }
+        Ok(())
+    }
+
+    /// Flushes, syncs (unless turned off) and returns the staged file with its size and digest.
+    pub async fn finish(mut self) -> io::Result<Staged> {
+        let tx = self.tx.take().expect("finish twice");
+        // A failed send means the thread already ended; join() reports why.
+        let _ = tx.send(Msg::Finish).await;
+        drop(tx);
+        self.join().await
+    }
+
+    async fn join(&mut self) -> io::Result<Staged> {
+        self.tx = None;
+        let task = self.task.take().expect("joined twice");
+        task.await.map_err(io::Error::other)?
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        // Closing the channel without `Finish` tells the thread to abort and remove its file.
+        self.tx = None;
+    }
+}
+
+/// A complete temp file, synced, waiting to be committed. Dropping it removes the file.
+pub struct Staged {
+    temp: TempFile,
+    meta: ObjectMeta,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Removes its file on drop unless the path was taken by a successful rename.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Off the async executor when there is one; a leftover is swept at the next start.
+            let remove = move || {
+                let _ = fs::remove_file(path);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn_blocking(remove)),
+                Err(_) => remove(),
+            }
+        }
+    }
+}
+
+/// The writer thread: hashes every byte, writes in large vectored batches, syncs at the end.
+fn write_loop(
+    mut rx: mpsc::Receiver<Msg>,
+    mut file: File,
+    temp: TempFile,
+    sync: bool,
+) -> io::Result<Staged> {
+    let mut hasher = digest::Context::new(&digest::SHA256);
+    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+    let mut batched = 0usize;
+    let mut size = 0u64;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Data(chunk)) => {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                batched += chunk.len();
+                batch.push(chunk);
+                if batched >= WRITE_BATCH {
+                    write_all_vectored(&mut file, &batch)?;
+                    batch.clear();
+                    batched = 0;
+                }
+            }
+            Some(Msg::Finish) => break,
+            None => return Err(io::Error::new(io::ErrorKind::Interrupted, "upload aborted")),
+        }
+    }
+    write_all_vectored(&mut file, &batch)?;
+    if sync {
+        file.sync_all()?;
+    }
+    let meta = ObjectMeta::of(&file.metadata()?);
+    Ok(Staged {
+        temp,
+        meta,
+        size,
+        sha256: hex(hasher.finish().as_ref()),
+    })
+}
+
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Streams `len` bytes of `file` from `offset`, each read on a blocking thread.
+pub struct FileChunks {
+    file: Option<File>,
+    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
+    offset: u64,
+    remaining: u64,
+    next_read: usize,
+}
+
+impl FileChunks {
+    pub fn new(file: File, offset: u64, len: u64) -> FileChunks {
+        FileChunks {
+            file: Some(file),
+            reading: None,
+            offset,
+            remaining: len,
+            next_read: FIRST_READ,
+        }
+    }
+}
+
+impl Stream for FileChunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.reading.is_none() {
+            if this.remaining == 0 {
+                return Poll::Ready(None);
+            }
+            let Some(file) = this.file.take() else {
+                return Poll::Ready(None);
+            };
+            let n = (this.remaining.min(this.next_read as u64)) as usize;
+            let offset = this.offset;
+            this.reading = Some(tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                let res = file
+                    .read_exact_at(&mut buf, offset)
+                    .map(|()| Bytes::from(buf));
+                (file, res)
+            }));
+        }
+        let handle = this.reading.as_mut().expect("set above");
+        match Pin::new(handle).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(joined) => {
+                this.reading = None;
+                match joined {
+                    Ok((file, Ok(bytes))) => {
+                        this.file = Some(file);
+                        this.offset += bytes.len() as u64;
+                        this.remaining -= bytes.len() as u64;
+                        this.next_read = (this.next_read * 2).min(MAX_READ);
+                        Poll::Ready(Some(Ok(bytes)))
+                    }
+                    Ok((_, Err(e))) => Poll::Ready(Some(Err(e))),
+                    Err(e) => Poll::Ready(Some(Err(io::Error::other(e)))),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn key() -> ObjectKey {
+        ObjectKey {
+            video_id: "vid".into(),
+            file_name: "a.mp4".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_streamed_write_lands_whole_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), true).unwrap();
+        let mut w = storage.writer().await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        w.write(Bytes::from(vec![b'x'; 3 << 20])).await.unwrap();
+        let staged = w.finish().await.unwrap();
+        assert_eq!(staged.size, 6 + (3 << 20));
+        let meta = storage.commit(staged, &key()).unwrap();
+        let path = dir.path().join("objects/vid/composite/a.mp4");
+        assert_eq!(fs::metadata(&path).unwrap().len(), meta.size);
+
+        let mut aborted = storage.writer().await.unwrap();
+        aborted.write(Bytes::from_static(b"partial")).await.unwrap();
+        drop(aborted);
+        // The abort is noticed by the writer thread; give it a moment, bounded.
+        for _ in 0..100 {
+            if fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none());
+        assert_eq!(fs::metadata(&path).unwrap().len(), meta.size);
+
+        let (file, meta) = storage.open_object(&key()).unwrap().unwrap();
+        let chunks: Vec<Bytes> = FileChunks::new(file, 3, meta.size - 3)
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        let all: Vec<u8> = chunks.concat();
+        assert_eq!(&all[..3], b"lo ");
+        assert_eq!(all.len() as u64, meta.size - 3);
+    }
+}

@@ -1,0 +1,330 @@
+//! The upload flow. `presign` mints a signed URL and its upload row; `receive` checks a PUT
+//! against both, streams the body to a temp file and commits it as the object.
+
+use actix_web::error::PayloadError;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use rusqlite::{Connection, TransactionBehavior};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::auth::check_live;
+use crate::body::JsonObject;
+use crate::db::{self, tokens::TokenRow, uploads::UploadRow};
+use crate::error::ApiError;
+use crate::names::{check_path_name, content_type_for};
+use crate::signing::{self, UploadGrant, VerifyError};
+use crate::startup::AppState;
+use crate::storage::{ObjectKey, ObjectMeta};
+use crate::time::{iso8601, now_ms};
+use crate::tokens::random_id;
+use crate::videos::public_url;
+
+/// The answer to a presign request; `to_json` gives the documented shape.
+pub struct Presigned {
+    pub upload_url: String,
+    pub content_type: &'static str,
+    pub public_url: String,
+    pub expires_at_ms: i64,
+}
+
+impl Presigned {
+    /// Exactly the documented body, plus `expiresAt`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "uploadUrl": self.upload_url,
+            "method": "PUT",
+            "headers": { "Content-Type": self.content_type },
+            "publicUrl": self.public_url,
+            "expiresAt": iso8601(self.expires_at_ms),
+        })
+    }
+}
+
+pub async fn presign(
+    app: &AppState,
+    token: &TokenRow,
+    body: &JsonObject,
+) -> Result<Presigned, ApiError> {
+    let video_id = body.string("videoId")?;
+    check_path_name("videoId", &video_id)?;
+    let file_name = body.string("fileName")?;
+    check_path_name("fileName", &file_name)?;
+    let content_type = content_type_for(&file_name)?;
+    let settings = &app.settings;
+    let ttl = body
+        .opt_u64_in("expiresIn", 1, settings.max_upload_url_ttl_secs)?
+        .unwrap_or(settings.upload_url_ttl_secs);
+    let size = body.opt_u64_in("size", 1, settings.max_upload_bytes)?;
+
+    let now = now_ms();
+    // Whole seconds: the URL carries Unix seconds. A URL never outlives the token that made it.
+    let mut expires_at_ms = (now / 1000 + ttl as i64) * 1000;
+    if let Some(token_expiry) = token.expires_at {
+        expires_at_ms = expires_at_ms.min(token_expiry / 1000 * 1000);
+    }
+    let row = UploadRow {
+        id: random_id(&app.rng, "up_", 12),
+        video_id: video_id.clone(),
+        file_name: file_name.clone(),
+        content_type: content_type.to_string(),
+        byte_limit: size.unwrap_or(settings.max_upload_bytes),
+        exact_size: size.is_some(),
+        token_id: token.id.clone(),
+        created_at: now,
+        expires_at: expires_at_ms,
+        completed_at: None,
+    };
+    let grant = UploadGrant {
+        video_id: row.video_id.clone(),
+        file_name: row.file_name.clone(),
+        expires: expires_at_ms / 1000,
+        content_type: row.content_type.clone(),
+        limit: row.byte_limit,
+        exact: row.exact_size,
+        upload_id: row.id.clone(),
+        token_id: row.token_id.clone(),
+    };
+    app.db
+        .run(move |conn| {
+            if !db::videos::exists(conn, &row.video_id)? {
+                return Err(ApiError::NotFound(format!(
+                    "there is no video with id `{}`",
+                    row.video_id
+                )));
+            }
+            db::uploads::insert(conn, &row)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Presigned {
+        upload_url: format!("{}{}", app.base_url, grant.sign(&app.signing_key)),
+        content_type,
+        public_url: public_url(app, &video_id, &file_name),
+        expires_at_ms,
+    })
+}
+
+/// A PUT as it arrived, before anything is trusted.
+pub struct PutRequest<'a> {
+    pub method: &'a str,
+    pub video_id: &'a str,
+    pub file_name: &'a str,
+    pub raw_query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub content_length: Option<u64>,
+}
+
+pub struct Received {
+    pub size: u64,
+    pub sha256: String,
+    pub public_url: String,
+    pub meta: ObjectMeta,
+}
+
+pub async fn receive<S>(
+    app: &AppState,
+    put: PutRequest<'_>,
+    mut body: S,
+) -> Result<Received, ApiError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    // 1. The signature and the expiry: no IO, so a forged URL costs nothing.
+    let grant = signing::parse_query(put.raw_query)
+        .and_then(|query| {
+            signing::verify(
+                &app.signing_key,
+                put.method,
+                put.video_id,
+                put.file_name,
+                &query,
+                now_ms() / 1000,
+            )
+        })
+        .map_err(|e| match e {
+            VerifyError::Expired => ApiError::UrlExpired,
+            VerifyError::Mismatch(why) => ApiError::SignatureMismatch(why),
+        })?;
+
+    // 2. What the headers promise, against what was signed.
+    let sent_type = put
+        .content_type
+        .map(|ct| ct.split(';').next().unwrap_or("").trim());
+    if !sent_type.is_some_and(|ct| ct.eq_ignore_ascii_case(&grant.content_type)) {
+        return Err(ApiError::ContentTypeMismatch {
+            expected: grant.content_type,
+        });
+    }
+    if let Some(declared) = put.content_length {
+        if declared > grant.limit {
+            return Err(too_large(&grant));
+        }
+        if grant.exact && declared != grant.limit {
+            return Err(ApiError::InvalidField(format!(
+                "Content-Length is {declared} but this upload URL was signed for a size of exactly {} bytes",
+                grant.limit
+            )));
+        }
+    }
+
+    // 3. The upload row: not spent, its token still live, its video still there.
+    let check = grant.clone();
+    app.db
+        .run(move |conn| check_open(conn, &check, now_ms()))
+        .await?;
+    let _in_flight = app.in_flight.claim(&grant.upload_id).ok_or_else(|| {
+        ApiError::Conflict("an upload through this URL is already in progress".into())
+    })?;
+
+    // 4. Stream to a temp file, counting as we go. Returning early drops the writer, which
+    //    removes the temp file.
+    let mut writer = app
+        .storage
+        .writer()
+        .await
+        .map_err(|e| ApiError::from_io("creating a temp file", e))?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            log::info!(
+                "upload {} aborted after {} bytes: {e}",
+                grant.upload_id,
+                writer.written()
+            );
+            ApiError::InvalidField(format!(
+                "the body ended early or could not be read after {} bytes",
+                writer.written()
+            ))
+        })?;
+        if writer.written() + chunk.len() as u64 > grant.limit {
+            return Err(too_large(&grant));
+        }
+        writer
+            .write(chunk)
+            .await
+            .map_err(|e| ApiError::from_io("writing an upload", e))?;
+    }
+    let size = writer.written();
+    if grant.exact && size != grant.limit {
+        return Err(ApiError::InvalidField(format!(
+            "the body carried {size} bytes but this upload URL was signed for a size of exactly {} bytes",
+            grant.limit
+        )));
+    }
+    let staged = writer
+        .finish()
+        .await
+        .map_err(|e| ApiError::from_io("finishing an upload", e))?;
+    let sha256 = staged.sha256.clone();
+
+    // 5. Commit: check again, rename into place and record it, under one lock and one
+    //    transaction, so the newest rename is always the one the database describes.
+    let storage = app.storage.clone();
+    let commit_lock = app.commit_lock.clone();
+    let key = ObjectKey {
+        video_id: grant.video_id.clone(),
+        file_name: grant.file_name.clone(),
+    };
+    let committed = grant.clone();
+    let digest = sha256.clone();
+    let meta = app
+        .db
+        .run(move |conn| {
+            let _serial = commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let now = now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            check_open(&tx, &committed, now)?;
+            let meta = storage
+                .commit(staged, &key)
+                .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
+            db::uploads::complete(&tx, &committed.upload_id, now)?;
+            db::videos::mark_ready(
+                &tx,
+                &committed.video_id,
+                &committed.file_name,
+                size,
+                &committed.content_type,
+                &digest,
+                now,
+            )?;
+            tx.commit()?;
+            Ok(meta)
+        })
+        .await?;
+    log::info!(
+        "stored {size} bytes for video {} through upload {}",
+        grant.video_id,
+        grant.upload_id
+    );
+    Ok(Received {
+        size,
+        sha256,
+        public_url: public_url(app, &grant.video_id, &grant.file_name),
+        meta,
+    })
+}
+
+fn too_large(grant: &UploadGrant) -> ApiError {
+    if grant.exact {
+        ApiError::TooLarge(format!(
+            "this upload URL was signed for exactly {} bytes and the body is larger",
+            grant.limit
+        ))
+    } else {
+        ApiError::TooLarge(format!(
+            "the body is larger than this upload URL's limit of {} bytes",
+            grant.limit
+        ))
+    }
+}
+
+/// The URL's row must exist, be unspent and match the grant; its token must be live and its
+/// video must exist.
+fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
+    let gone = || ApiError::NotFound(format!("video `{}` no longer exists", grant.video_id));
+    let row = db::uploads::get(conn, &grant.upload_id)?.ok_or_else(gone)?;
+    if row.video_id != grant.video_id
+        || row.file_name != grant.file_name
+        || row.token_id != grant.token_id
+    {
+        return Err(ApiError::SignatureMismatch(
+            "the URL does not match its upload",
+        ));
+    }
+    if row.completed_at.is_some() {
+        return Err(ApiError::UrlUsed);
+    }
+    let token = db::tokens::get(conn, &row.token_id)?.ok_or(ApiError::TokenRevoked)?;
+    check_live(&token, now)?;
+    if !db::videos::exists(conn, &row.video_id)? {
+        return Err(gone());
+    }
+    Ok(())
+}
+
+/// Upload ids with a PUT in progress in this process: a second PUT through the same URL waits
+/// for no one and is refused, so one URL can never race itself into storing two objects.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashSet<String>>);
+
+pub struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    id: String,
+}
+
+impl InFlight {
+    pub fn claim(&self, id: &str) -> Option<InFlightGuard<'_>> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.to_string()).then(|| InFlightGuard {
+            set: self,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.id);
+    }
+}
