@@ -9,7 +9,7 @@ use crate::cli::TokenCommand;
 use crate::config::Settings;
 use crate::db::{self, tokens::TokenRow, Db};
 use crate::time::{iso8601, now_ms, parse_duration};
-use crate::tokens::{self, Scope};
+use crate::tokens::{self, Scope, Secret};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -39,17 +39,8 @@ fn create(
     scopes: Vec<String>,
     expires_in: Option<String>,
 ) -> Result<(), String> {
-    let name = name.trim().to_string();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(format!(
-            "--name must be 1 to {MAX_NAME_CHARS} printable characters"
-        ));
-    }
     let all = scopes.is_empty();
-    let mut granted: Vec<Scope> = if all {
+    let granted: Vec<Scope> = if all {
         Scope::ALL.to_vec()
     } else {
         scopes
@@ -57,27 +48,14 @@ fn create(
             .map(|s| Scope::parse(s))
             .collect::<Result<_, _>>()?
     };
-    granted.dedup();
-    let now = now_ms();
     let expires_at = match expires_in {
         Some(text) => Some(
-            now + parse_duration(&text).map_err(|e| format!("--expires-in: {e}"))? as i64 * 1000,
+            now_ms()
+                + parse_duration(&text).map_err(|e| format!("--expires-in: {e}"))? as i64 * 1000,
         ),
         None => None,
     };
-    let rng = SystemRandom::new();
-    let (secret, hash) = tokens::generate(&rng);
-    let row = TokenRow {
-        id: tokens::random_id(&rng, "tok_", 6),
-        name,
-        scopes: granted,
-        created_at: now,
-        expires_at,
-        last_used_at: None,
-        revoked_at: None,
-    };
-    db.call(|c| db::tokens::insert(c, &row, &hash))
-        .map_err(|e| format!("cannot store the token: {e}"))?;
+    let (secret, row) = create_token(db, &name, &granted, expires_at)?;
     if all {
         eprintln!("no --scope given: the token gets every scope");
     }
@@ -94,6 +72,44 @@ fn create(
     eprintln!("this is the only time the token is shown; store it now");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", secret.expose()).map_err(|e| e.to_string())
+}
+
+/// Makes and stores a token; returns its secret (to show once) and its row.
+pub fn create_token(
+    db: &Db,
+    name: &str,
+    scopes: &[Scope],
+    expires_at: Option<i64>,
+) -> Result<(Secret, TokenRow), String> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "--name must be 1 to {MAX_NAME_CHARS} printable characters"
+        ));
+    }
+    let mut unique: Vec<Scope> = Vec::new();
+    for scope in scopes {
+        if !unique.contains(scope) {
+            unique.push(*scope);
+        }
+    }
+    let rng = SystemRandom::new();
+    let (secret, hash) = tokens::generate(&rng);
+    let row = TokenRow {
+        id: tokens::random_id(&rng, "tok_", 6),
+        name: name.to_string(),
+        scopes: unique,
+        created_at: now_ms(),
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    db.call(|c| db::tokens::insert(c, &row, &hash))
+        .map_err(|e| format!("cannot store the token: {e}"))?;
+    Ok((secret, row))
 }
 
 fn status(t: &TokenRow, now: i64) -> &'static str {

@@ -46,17 +46,18 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let unit_secs =
-        match unit {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            _ => return Err(format!(
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
                 "`{text}` is not a duration: use a number followed by s, m, h, d or w (e.g. 90d)"
-            )),
-        };
+            ))
+        }
+    };
     let n: u64 = digits.parse().map_err(|_| {
         format!("`{text}` is not a duration: use a number followed by s, m, h, d or w (e.g. 90d)")
     })?;

@@ -1,0 +1,209 @@
+//! `flare token create|list|revoke` through the built binary, beside a running server.
+
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn flare(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flare"))
+        .args(args)
+        .env("FLARE_DATA_DIR", data_dir)
+        .env_remove("FLARE_CONFIG")
+        .current_dir(data_dir.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn token_create_prints_only_the_token_and_it_works_on_the_running_server() {
+    let app = TestApp::spawn();
+    let out = flare(
+        &app.data_dir(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "laptop",
+            "--scope",
+            "uploads:write",
+            "--scope",
+            "videos:write",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim_end_matches('\n').to_string();
+    assert!(!token.contains('\n'), "stdout holds more than the token");
+    assert!(
+        token.starts_with("flr_pat_") && token.len() == 51,
+        "{token}"
+    );
+    assert!(stderr(&out).contains("uploads:write"));
+    assert!(
+        !stderr(&out).contains(&token),
+        "the token was echoed on stderr"
+    );
+
+    let res = app.api_as(
+        &token,
+        "POST",
+        "/api/video/create",
+        Some(json!({ "fileName": "a.mp4" })),
+    );
+    assert_eq!(res.status, 201);
+    let id = res.json()["video"]["id"].as_str().unwrap().to_string();
+    let res = app.api_as(
+        &token,
+        "POST",
+        "/api/video/upload/presign",
+        Some(json!({ "videoId": id, "fileName": "a.mp4" })),
+    );
+    assert_eq!(res.status, 200);
+}
+
+#[test]
+fn without_scopes_a_token_gets_all_and_says_so() {
+    let app = TestApp::spawn();
+    let out = flare(
+        &app.data_dir(),
+        &["token", "create", "--name", "all", "--expires-in", "90d"],
+    );
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("every scope"), "{}", stderr(&out));
+    let list = flare(&app.data_dir(), &["token", "list", "--json"]);
+    let tokens: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let mine = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "all")
+        .unwrap();
+    assert_eq!(
+        mine["scopes"],
+        json!([
+            "videos:read",
+            "videos:write",
+            "uploads:write",
+            "embeds:write"
+        ])
+    );
+    let expires = mine["expiresAt"].as_str().unwrap();
+    let created = mine["createdAt"].as_str().unwrap();
+    assert!(expires > created);
+}
+
+#[test]
+fn list_shows_tokens_without_secrets_and_revoke_takes_effect_at_once() {
+    let app = TestApp::spawn();
+    let out = flare(&app.data_dir(), &["token", "create", "--name", "ci runner"]);
+    let token = stdout(&out).trim().to_string();
+    assert_eq!(
+        app.api_as(
+            &token,
+            "POST",
+            "/api/video/create",
+            Some(json!({ "fileName": "a.mp4" }))
+        )
+        .status,
+        201
+    );
+
+    let list = flare(&app.data_dir(), &["token", "list", "--json"]);
+    assert!(list.status.success());
+    assert!(!stdout(&list).contains(&token[8..]), "list shows a secret");
+    let tokens: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let entry = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci runner")
+        .unwrap()
+        .clone();
+    for key in [
+        "id",
+        "name",
+        "scopes",
+        "createdAt",
+        "expiresAt",
+        "lastUsedAt",
+        "revoked",
+    ] {
+        assert!(entry.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(entry["revoked"], false);
+    assert_eq!(entry["expiresAt"], Value::Null);
+    assert!(
+        entry["lastUsedAt"].is_string(),
+        "use was not recorded: {entry}"
+    );
+    let id = entry["id"].as_str().unwrap();
+
+    let table = flare(&app.data_dir(), &["token", "list"]);
+    let text = stdout(&table);
+    assert!(text.lines().next().unwrap().starts_with("ID"), "{text}");
+    assert!(text.contains(id) && text.contains("ci runner") && text.contains("active"));
+
+    let revoked = flare(&app.data_dir(), &["token", "revoke", id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let res = app.api_as(
+        &token,
+        "POST",
+        "/api/video/create",
+        Some(json!({ "fileName": "a.mp4" })),
+    );
+    assert_eq!(res.status, 401);
+    assert_eq!(res.error_code(), "token-revoked");
+    assert!(stdout(&flare(&app.data_dir(), &["token", "list"])).contains("revoked"));
+
+    let unknown = flare(&app.data_dir(), &["token", "revoke", "tok_nothere"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("tok_nothere"));
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = flare(
+        &data,
+        &["token", "create", "--name", "x", "--scope", "videos:admin"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("videos:admin") && stderr(&out).contains("uploads:write"));
+    assert!(stdout(&out).is_empty());
+    let out = flare(
+        &data,
+        &["token", "create", "--name", "x", "--expires-in", "soon"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--expires-in"));
+    let out = flare(&data, &["token", "create", "--name", " "]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn serve_help_names_each_option_and_its_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flare(&dir.path().join("data"), &["serve", "--help"]);
+    let help = stdout(&out);
+    for needle in [
+        "--listen",
+        "FLARE_LISTEN",
+        "--public-url",
+        "FLARE_PUBLIC_URL",
+        "--config",
+        "FLARE_CONFIG",
+        "--data-dir",
+        "FLARE_DATA_DIR",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}

@@ -1,0 +1,330 @@
+//! A flare started in-process on port 0 with a temporary data folder, and a small HTTP/1.1
+//! client over a plain TCP socket, so tests control every byte (short bodies, chunked uploads,
+//! duplicate headers) and see every byte of the answer.
+
+use flare::config::{RawSettings, Settings};
+use flare::db::Db;
+use flare::startup::Application;
+use flare::tokens::Scope;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub port: u16,
+    pub base: String,
+    pub dir: TempDir,
+    /// A token with every scope.
+    pub token: String,
+    pub db: Db,
+}
+
+impl TestApp {
+    pub fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {})
+    }
+
+    /// Starts flare with the test's own settings laid over the defaults.
+    pub fn spawn_with(tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = RawSettings {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().join("data")),
+            sync_uploads: Some(false),
+            log_level: Some("off".into()),
+            ..RawSettings::default()
+        };
+        tweak(&mut raw);
+        let settings = Settings::resolve([raw]).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(settings).await.unwrap();
+                tx.send(app.port()).unwrap();
+                app.run_until_stopped().await.unwrap();
+            })
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("flare did not start");
+        let db = Db::open(&dir.path().join("data/flare.db")).unwrap();
+        let mut app = TestApp {
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            token: String::new(),
+            db,
+        };
+        app.token = app.new_token(&Scope::ALL, None).0;
+        app
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A new token with these scopes; returns the secret and the public id.
+    pub fn new_token(&self, scopes: &[Scope], expires_at: Option<i64>) -> (String, String) {
+        let (secret, row) =
+            flare::admin::create_token(&self.db, "test", scopes, expires_at).unwrap();
+        (secret.expose().to_string(), row.id)
+    }
+
+    pub fn revoke(&self, token_id: &str) {
+        let now = flare::time::now_ms();
+        assert!(self
+            .db
+            .call(|c| flare::db::tokens::revoke(c, token_id, now))
+            .unwrap());
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
+            self.port
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let chunked = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+        let has_length = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+        if !chunked
+            && !has_length
+            && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH"))
+        {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.raw(&bytes)
+    }
+
+    /// Writes these bytes, then reads the answer to the end.
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        // The server may answer and close before taking everything (a 413, say): keep going.
+        let _ = stream.write_all(bytes);
+        read_response(&mut stream)
+    }
+
+    /// Authenticated JSON request with the all-scopes token.
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        self.api_as(&self.token, method, path, body)
+    }
+
+    pub fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Response {
+        let auth = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.send(
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+
+    /// Creates a video and returns its id.
+    pub fn create_video(&self, file_name: &str) -> String {
+        let res = self.api(
+            "POST",
+            "/api/video/create",
+            Some(serde_json::json!({ "fileName": file_name })),
+        );
+        assert_eq!(res.status, 201, "{}", res.text());
+        res.json()["video"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Presigns and returns the response body.
+    pub fn presign(&self, body: Value) -> Value {
+        let res = self.api("POST", "/api/video/upload/presign", Some(body));
+        assert_eq!(res.status, 200, "{}", res.text());
+        res.json()
+    }
+
+    /// The path and query of an absolute URL on this server.
+    pub fn local(&self, url: &str) -> String {
+        url.strip_prefix(&self.base)
+            .unwrap_or_else(|| panic!("{url} is not on {}", self.base))
+            .to_string()
+    }
+
+    pub fn put(&self, upload_url: &str, content_type: &str, body: &[u8]) -> Response {
+        self.send(
+            "PUT",
+            &self.local(upload_url),
+            &[("Content-Type", content_type)],
+            body,
+        )
+    }
+
+    /// Creates a video, uploads `body` as `file_name` and returns (video id, public URL path).
+    pub fn upload(&self, file_name: &str, body: &[u8]) -> (String, String) {
+        let id = self.create_video(file_name);
+        let p = self.presign(serde_json::json!({ "videoId": id, "fileName": file_name }));
+        let res = self.put(
+            p["uploadUrl"].as_str().unwrap(),
+            p["headers"]["Content-Type"].as_str().unwrap(),
+            body,
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        (id, self.local(p["publicUrl"].as_str().unwrap()))
+    }
+
+    /// Files under the data folder's tmp/, waiting (bounded) for removals done off-thread.
+    pub fn temp_files_settled(&self) -> Vec<PathBuf> {
+        let tmp = self.data_dir().join("tmp");
+        let list = || -> Vec<PathBuf> {
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        };
+        for _ in 0..200 {
+            if list().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        list()
+    }
+
+    pub fn object_path(&self, video_id: &str, file_name: &str) -> PathBuf {
+        self.data_dir()
+            .join("objects")
+            .join(video_id)
+            .join("composite")
+            .join(file_name)
+    }
+}
+
+pub fn read_response(stream: &mut TcpStream) -> Response {
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The error code of a spec-shaped error body, checking the shape on the way.
+    pub fn error_code(&self) -> String {
+        let v = self.json();
+        assert_eq!(v["success"], false, "{v}");
+        let message = v["error"]["message"].as_str().expect("error.message");
+        assert!(!message.is_empty());
+        v["error"]["code"].as_str().expect("error.code").to_string()
+    }
+}
+
+/// Parses one response, skipping any `100 Continue` before it and undoing chunked framing.
+pub fn parse_response(mut buf: &[u8]) -> Response {
+    loop {
+        let end = find(buf, b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+        let head = std::str::from_utf8(&buf[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        let rest = &buf[end + 4..];
+        if status == 100 {
+            buf = rest;
+            continue;
+        }
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
+        return Response {
+            status,
+            headers,
+            body,
+        };
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = find(data, b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Deterministic test bytes.
+pub fn sample(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    flare::storage::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+pub fn read_key(data_dir: &Path) -> ring::hmac::Key {
+    flare::signing::key_from_bytes(&std::fs::read(data_dir.join("signing.key")).unwrap())
+}

@@ -1,0 +1,8 @@
+//! Black-box tests over real HTTP against the application the binary runs.
+
+mod cli;
+mod errors;
+mod helpers;
+mod media;
+mod tokens;
+mod uploads;
