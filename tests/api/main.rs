@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod examples;
 mod helpers;
 mod media;
 mod tokens;
