@@ -207,3 +207,44 @@ fn serve_help_names_each_option_and_its_environment_variable() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[test]
+fn serve_creates_its_data_folder_and_logs_the_address() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flare"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("FLARE_DATA_DIR")
+        .env_remove("FLARE_CONFIG")
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let res = crate::helpers::read_response(&mut stream);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(res.status, 200);
+    let data = dir.path().join("data");
+    assert!(data.join("flare.db").is_file());
+    let key = std::fs::metadata(data.join("signing.key")).unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}

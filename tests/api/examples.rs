@@ -23,7 +23,10 @@ fn example(app: &TestApp, program: &str, script: &str) -> Option<Value> {
                 Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
                 Err(e) => e.to_string(),
             };
-            if ["CI", "FLARE_REQUIRE_EXAMPLES"].iter().any(|v| std::env::var(v).is_ok_and(|v| v == "true")) {
+            if ["CI", "FLARE_REQUIRE_EXAMPLES"]
+                .iter()
+                .any(|v| std::env::var(v).is_ok_and(|v| v == "true"))
+            {
                 panic!("{program} {script} failed under CI: {why}");
             }
             eprintln!("SKIPPED the {script} example: {program} could not run it ({why})");
@@ -31,24 +34,50 @@ fn example(app: &TestApp, program: &str, script: &str) -> Option<Value> {
         }
     };
     let text = String::from_utf8(out.stdout).unwrap();
-    Some(serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {text}")))
+    Some(
+        serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {text}")),
+    )
 }
 
 #[test]
 fn the_documented_examples_get_the_documented_response() {
     let app = TestApp::spawn();
-    let res = app.api("POST", "/api/video/create", Some(json!({ "fileName": "demo.mp4", "s3Key": "VIDEO_ID" })));
+    let res = app.api(
+        "POST",
+        "/api/video/create",
+        Some(json!({ "fileName": "demo.mp4", "s3Key": "VIDEO_ID" })),
+    );
     assert_eq!(res.status, 201);
     let public = format!("{}/media/VIDEO_ID/composite/demo.mp4", app.base);
-    for (i, (program, script)) in [("bash", "presign.sh"), ("node", "presign.mjs"), ("python3", "presign.py")]
-        .into_iter()
-        .enumerate()
+    for (i, (program, script)) in [
+        ("bash", "presign.sh"),
+        ("node", "presign.mjs"),
+        ("python3", "presign.py"),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let Some(got) = example(&app, program, script) else { continue };
-        let keys: Vec<&str> = got.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["expiresAt", "headers", "method", "publicUrl", "uploadUrl"], "{script}");
+        let Some(got) = example(&app, program, script) else {
+            continue;
+        };
+        let keys: Vec<&str> = got
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["expiresAt", "headers", "method", "publicUrl", "uploadUrl"],
+            "{script}"
+        );
         assert_eq!(got["method"], "PUT", "{script}");
-        assert_eq!(got["headers"], json!({ "Content-Type": "video/mp4" }), "{script}");
+        assert_eq!(
+            got["headers"],
+            json!({ "Content-Type": "video/mp4" }),
+            "{script}"
+        );
         assert_eq!(got["publicUrl"], public, "{script}");
 
         let body = sample(100_000 + i);
