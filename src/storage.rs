@@ -109,16 +109,20 @@ impl Storage {
     pub async fn writer(&self) -> io::Result<ObjectWriter> {
         let path = self.tmp.join(random_id(&self.rng, "", 12) + ".part");
         let sync = self.sync;
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let task = tokio::task::spawn_blocking(move || {
+        // Created before the first byte is accepted, so a full disk or a permission problem is
+        // reported before the body is read, and the file exists whenever a writer does.
+        let (file, temp) = tokio::task::spawn_blocking(move || {
             let file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o644)
                 .open(&path)?;
-            let temp = TempFile { path: Some(path) };
-            write_loop(rx, file, temp, sync)
-        });
+            Ok::<_, io::Error>((file, TempFile { path: Some(path) }))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let task = tokio::task::spawn_blocking(move || write_loop(rx, file, temp, sync));
         Ok(ObjectWriter {
             tx: Some(tx),
             task: Some(task),
