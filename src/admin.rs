@@ -5,11 +5,13 @@ use ring::rand::SystemRandom;
 use serde_json::json;
 use std::io::Write;
 
-use crate::cli::TokenCommand;
+use crate::cli::{TokenCommand, VideoCommand};
 use crate::config::Settings;
 use crate::db::{self, tokens::TokenRow, Db};
+use crate::startup::AppState;
 use crate::time::{iso8601, now_ms, parse_duration};
 use crate::tokens::{self, Scope, Secret};
+use crate::videos;
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -178,22 +180,9 @@ fn list(db: &Db, as_json: bool) -> Result<(), String> {
         "EXPIRES",
         "LAST USED",
         "STATUS",
-    ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&table) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end()).map_err(|e| e.to_string())?;
-    }
+    ];
+    let table: Vec<Vec<String>> = table.into_iter().map(Vec::from).collect();
+    writeln!(out, "{}", render_table(&header, &table)).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -220,4 +209,127 @@ fn revoke(db: &Db, id: &str) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Runs one `flare video …` command through the same code as the API.
+pub fn video(settings: Settings, cmd: VideoCommand) -> Result<(), String> {
+    let app = AppState::open(settings, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let mut print = |text: String| writeln!(out, "{text}").map_err(|e| e.to_string());
+    runtime.block_on(async {
+        match cmd {
+            VideoCommand::List {
+                json,
+                limit,
+                cursor,
+            } => {
+                let (rows, next) = videos::list(&app, limit, cursor.as_deref())
+                    .await
+                    .map_err(|e| e.message())?;
+                if json {
+                    let list: Vec<_> = rows.iter().map(|v| videos::to_json(&app, v)).collect();
+                    return print(pretty(&json!({ "videos": list, "nextCursor": next })));
+                }
+                if rows.is_empty() {
+                    eprintln!("no videos");
+                    return Ok(());
+                }
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.id.clone(),
+                            v.title.clone().unwrap_or_default(),
+                            v.status.clone(),
+                            v.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            iso8601(v.created_at)[..16].replace('T', " "),
+                            if v.password_hash.is_some() {
+                                "yes"
+                            } else {
+                                "no"
+                            }
+                            .into(),
+                        ]
+                    })
+                    .collect();
+                print(render_table(
+                    &[
+                        "ID",
+                        "TITLE",
+                        "STATUS",
+                        "BYTES",
+                        "CREATED (UTC)",
+                        "PASSWORD",
+                    ],
+                    &table,
+                ))?;
+                if let Some(next) = next {
+                    eprintln!("more: flare video list --cursor {next}");
+                }
+                Ok(())
+            }
+            VideoCommand::Show { id, json } => {
+                let v = videos::get(&app, &id).await.map_err(|e| e.message())?;
+                let obj = videos::to_json(&app, &v);
+                if json {
+                    return print(pretty(&obj));
+                }
+                let fields = obj.as_object().expect("a Video is an object");
+                let width = fields
+                    .keys()
+                    .map(|k| k.len())
+                    .max()
+                    .unwrap_or(0)
+                    .max("watchPage".len());
+                for (k, value) in fields {
+                    let text = match value {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => "-".into(),
+                        other => other.to_string(),
+                    };
+                    print(format!("{k:<width$}  {text}"))?;
+                }
+                print(format!(
+                    "{:<width$}  {}/v/{}",
+                    "watchPage", app.base_url, v.id
+                ))
+            }
+            VideoCommand::Delete { id } => {
+                videos::delete(&app, &id).await.map_err(|e| e.message())?;
+                eprintln!("deleted video {id}: its record, upload URLs and files are gone");
+                Ok(())
+            }
+        }
+    })
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).expect("JSON values serialise")
+}
+
+/// Columns padded to their widest cell; the header first.
+fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    std::iter::once(&header)
+        .chain(rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -13,33 +13,39 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 
 pub struct JsonObject(pub Map<String, Value>);
 
+/// Reads a whole request body of at most `limit` bytes: 413 as soon as it is known to be larger.
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large =
+        || ApiError::TooLarge(format!("this request body may be at most {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::InvalidJson(format!("the body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
 impl JsonObject {
     /// Reads and parses a request body. Called by handlers after authentication, so that a
     /// request without a token is told so before anything about its body.
-    pub async fn read(
-        req: &HttpRequest,
-        mut payload: web::Payload,
-    ) -> Result<JsonObject, ApiError> {
-        let too_large =
-            || ApiError::TooLarge(format!("a JSON body may be at most {JSON_LIMIT} bytes"));
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > JSON_LIMIT as u64) {
-            return Err(too_large());
-        }
-        let mut buf = Vec::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::InvalidJson(format!("the body could not be read: {e}")))?;
-            if buf.len() + chunk.len() > JSON_LIMIT {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        parse_object(&buf)
+    pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<JsonObject, ApiError> {
+        parse_object(&read_limited(req, payload, JSON_LIMIT).await?)
     }
 }
 

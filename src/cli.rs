@@ -32,6 +32,34 @@ pub enum Command {
     /// Create, list and revoke personal access tokens (works while a server runs).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List, show and delete videos (works while a server runs).
+    #[command(subcommand)]
+    Video(VideoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VideoCommand {
+    /// List videos, newest first.
+    List {
+        /// Print the API's JSON (`{videos, nextCursor}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How many videos to show (1 to 200).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        /// Start after this page cursor, as printed by an earlier list.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one video.
+    Show {
+        id: String,
+        /// Print the API's Video object as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a video: its record, its upload URLs and its files.
+    Delete { id: String },
 }
 
 #[derive(Debug, Args)]

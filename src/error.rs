@@ -17,6 +17,10 @@ pub enum ApiError {
     InvalidToken,
     TokenRevoked,
     TokenExpired,
+    /// A password-protected video's bytes, asked for without an access grant.
+    PasswordRequired {
+        video_id: String,
+    },
     MissingScope(Scope),
     UrlExpired,
     SignatureMismatch(&'static str),
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::InvalidToken => "invalid-token",
             ApiError::TokenRevoked => "token-revoked",
             ApiError::TokenExpired => "token-expired",
+            ApiError::PasswordRequired { .. } => "password-required",
             ApiError::MissingScope(_) => "missing-scope",
             ApiError::UrlExpired => "url-expired",
             ApiError::SignatureMismatch(_) => "signature-mismatch",
@@ -69,7 +74,8 @@ impl ApiError {
             ApiError::MissingToken
             | ApiError::InvalidToken
             | ApiError::TokenRevoked
-            | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
+            | ApiError::TokenExpired
+            | ApiError::PasswordRequired { .. } => StatusCode::UNAUTHORIZED,
             ApiError::MissingScope(_) | ApiError::UrlExpired | ApiError::SignatureMismatch(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -104,6 +110,9 @@ impl ApiError {
             }
             ApiError::TokenRevoked => "the token has been revoked; create a new one".into(),
             ApiError::TokenExpired => "the token has expired; create a new one".into(),
+            ApiError::PasswordRequired { video_id } => format!(
+                "this video is password-protected; enter the password on its watch page, /v/{video_id}"
+            ),
             ApiError::MissingScope(scope) => {
                 format!(
                     "the token lacks the `{}` scope this request needs",
@@ -194,6 +203,13 @@ impl ResponseError for ApiError {
             }
             ApiError::RangeNotSatisfiable { size } => {
                 res.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            // RFC 9110 §11.6.1: a 401 names how to authenticate; here, a password form.
+            ApiError::PasswordRequired { video_id } => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("FlarePassword realm=\"flare\", form=\"/v/{video_id}\""),
+                ));
             }
             _ => {}
         }

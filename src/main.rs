@@ -29,6 +29,7 @@ fn run(cli: Cli) -> Result<(), String> {
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }),
         Command::Token(cmd) => admin::token(&settings, cmd),
+        Command::Video(cmd) => admin::video(settings, cmd),
     }
 }
 

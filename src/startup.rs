@@ -4,7 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Logger;
+use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures_util::future::{ready, Either};
 use ring::hmac;
@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::routes;
 use crate::signing::key_from_bytes;
 use crate::storage::Storage;
+use crate::throttle::Throttle;
 use crate::uploads::InFlight;
 
 /// What every handler can reach.
@@ -37,6 +38,7 @@ pub struct AppState {
     /// Serialises the rename-and-record step of uploads.
     pub commit_lock: Arc<Mutex<()>>,
     pub in_flight: InFlight,
+    pub throttle: Throttle,
 }
 
 pub struct Application {
@@ -45,53 +47,88 @@ pub struct Application {
     server: Server,
 }
 
-impl Application {
-    /// Opens the data folder (database, signing key, storage), binds `settings.listen` (port 0
-    /// picks a free port) and prepares the server. Nothing is served until `run_until_stopped`.
-    pub async fn build(settings: Settings) -> Result<Application, String> {
+impl AppState {
+    /// Opens the data folder: the database (migrated), the signing key (made on first use) and
+    /// storage. `addr` is the bound address when serving, for the default public URL. Blocking.
+    pub fn open(
+        settings: Settings,
+        addr: Option<std::net::SocketAddr>,
+    ) -> Result<AppState, String> {
         let data_dir = settings.data_dir.clone();
-        let sync = settings.sync_uploads;
-        let (db, key, storage) = tokio::task::spawn_blocking(move || {
-            fs::create_dir_all(&data_dir).map_err(|e| {
-                format!("cannot create the data folder {}: {e}", data_dir.display())
-            })?;
-            let db = Db::open(&data_dir.join("flare.db"))?;
-            let key = load_or_create_key(&data_dir)?;
-            let storage = Storage::open(&data_dir, sync)
-                .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
-            let swept = storage
-                .sweep_temp()
-                .map_err(|e| format!("cannot clear unfinished uploads: {e}"))?;
-            if swept > 0 {
-                log::info!("removed {swept} unfinished upload(s) left by an earlier run");
-            }
-            Ok::<_, String>((db, key, storage))
-        })
-        .await
-        .map_err(|e| format!("start-up failed: {e}"))??;
-
-        let listener = std::net::TcpListener::bind(&settings.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let base_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+        fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create the data folder {}: {e}", data_dir.display()))?;
+        let db = Db::open(&data_dir.join("flare.db"))?;
+        let signing_key = load_or_create_key(&data_dir)?;
+        let storage = Storage::open(&data_dir, settings.sync_uploads)
+            .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
+        let base_url = settings.public_url.clone().unwrap_or_else(|| match addr {
+            Some(addr) => format!("http://{addr}"),
+            None => format!("http://{}", settings.listen),
+        });
         let media_url = settings
             .media_url
             .clone()
             .unwrap_or_else(|| format!("{base_url}/media"));
-        let state = web::Data::new(AppState {
+        Ok(AppState {
             settings,
-            base_url: base_url.clone(),
+            base_url,
             media_url,
             db,
             storage: Arc::new(storage),
-            signing_key: key,
+            signing_key,
             rng: SystemRandom::new(),
             commit_lock: Arc::new(Mutex::new(())),
             in_flight: InFlight::default(),
-        });
+            throttle: Throttle::default(),
+        })
+    }
+
+    /// Work a stopped server may have left: temp files and half-done deletions. Only before
+    /// serving, since a running server's uploads live in `tmp/`. Blocking.
+    fn recover(&self) -> Result<(), String> {
+        let swept = self
+            .storage
+            .sweep_temp()
+            .map_err(|e| format!("cannot clear unfinished uploads: {e}"))?;
+        if swept > 0 {
+            log::info!(
+                "removed {swept} unfinished upload(s) or deletion(s) left by an earlier run"
+            );
+        }
+        let pending: Vec<String> = self
+            .db
+            .call(|c| crate::db::videos::unfinished_deletes(c))
+            .map_err(|e| format!("cannot read the database: {e}"))?;
+        for id in pending {
+            self.storage
+                .remove_video(&id)
+                .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
+            self.db
+                .call(|c| crate::db::videos::finish_delete(c, &id))
+                .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
+            log::info!("finished deleting video {id}, interrupted by an earlier stop");
+        }
+        Ok(())
+    }
+}
+
+impl Application {
+    /// Opens the data folder, finishes what an earlier run left undone, binds `settings.listen`
+    /// (port 0 picks a free port) and prepares the server. Nothing is served until
+    /// `run_until_stopped`.
+    pub async fn build(settings: Settings) -> Result<Application, String> {
+        let listener = std::net::TcpListener::bind(&settings.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = tokio::task::spawn_blocking(move || {
+            let state = AppState::open(settings, Some(addr))?;
+            state.recover()?;
+            Ok::<_, String>(state)
+        })
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))??;
+        let base_url = state.base_url.clone();
+        let state = web::Data::new(state);
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
         let server = HttpServer::new(move || {
             let origins = origins.clone();
@@ -103,6 +140,29 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
                 .wrap_fn(move |req, srv| cors(&origins, req, srv))
+                .wrap(
+                    // Only the embed page may be framed by other sites; it sets its own policy.
+                    DefaultHeaders::new()
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((header::REFERRER_POLICY, "same-origin")),
+                )
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        let headers = res.headers_mut();
+                        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+                            headers.insert(
+                                header::CONTENT_SECURITY_POLICY,
+                                HeaderValue::from_static("frame-ancestors 'none'"),
+                            );
+                            headers
+                                .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                        }
+                        Ok(res)
+                    }
+                })
                 .wrap(
                     // %U is the path without the query: signed URLs never reach the log.
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")

@@ -84,17 +84,33 @@ impl Storage {
         })
     }
 
-    /// Removes temp files left by a server that stopped mid-upload. Only call before serving.
+    /// Removes what a stopped server left in `tmp/`: unfinished uploads and half-removed
+    /// video folders. Only call before serving.
     pub fn sweep_temp(&self) -> io::Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
                 fs::remove_file(entry.path())?;
-                removed += 1;
             }
+            removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Removes every object of a video. The folder is first renamed into `tmp/` (one atomic
+    /// step: its public URLs stop at once), then deleted. Blocking.
+    pub fn remove_video(&self, video_id: &str) -> io::Result<()> {
+        let doomed = self
+            .tmp
+            .join(format!("deleted-{}", random_id(&self.rng, "", 9)));
+        match fs::rename(self.objects.join(video_id), &doomed) {
+            Ok(()) => fs::remove_dir_all(&doomed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn object_path(&self, key: &ObjectKey) -> PathBuf {

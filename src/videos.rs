@@ -1,11 +1,17 @@
-//! Video records: creation and the JSON shape the API shows for them.
+//! Video records: create, read, list, update, delete, embed settings, and the JSON the API shows.
+//! Shared by the HTTP routes and the `flare video …` commands.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rusqlite::TransactionBehavior;
 use serde_json::{json, Value};
 
 use crate::body::JsonObject;
 use crate::db::{self, videos::VideoRow};
+use crate::embed::EmbedSettings;
 use crate::error::ApiError;
 use crate::names::{check_path_name, check_video_key};
+use crate::passwords;
 use crate::signing::encode_segment;
 use crate::startup::AppState;
 use crate::time::{iso8601, now_ms};
@@ -13,6 +19,10 @@ use crate::tokens::random_id;
 
 /// The longest title accepted, in characters.
 const MAX_TITLE_CHARS: usize = 500;
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+/// Ids that would be shadowed by fixed API paths (`/api/video/create`).
+const RESERVED_IDS: [&str; 1] = ["create"];
 
 /// Validates a `POST /api/video/create` body and stores the new video; 409 when the id is taken.
 pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiError> {
@@ -21,6 +31,11 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
     let id = match body.opt_string("s3Key")? {
         Some(key) => {
             check_video_key("s3Key", &key)?;
+            if RESERVED_IDS.contains(&key.as_str()) {
+                return Err(ApiError::InvalidField(format!(
+                    "s3Key `{key}` is reserved; choose another"
+                )));
+            }
             key
         }
         None => random_id(&app.rng, "vid_", 15),
@@ -29,18 +44,13 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
         .opt_string("source")?
         .unwrap_or_else(|| "composite".into());
     check_video_key("source", &source)?;
-    let title = body.opt_string("title")?;
-    if title
-        .as_ref()
-        .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS)
-    {
-        return Err(ApiError::InvalidField(format!(
-            "title must be at most {MAX_TITLE_CHARS} characters"
-        )));
-    }
+    let title = match body.opt_string("title")? {
+        Some(t) => check_title(t)?,
+        None => file_name.clone(),
+    };
     let now = now_ms();
-    let row = VideoRow {
-        title: Some(title.unwrap_or_else(|| file_name.clone())),
+    let mut row = VideoRow {
+        title: Some(title),
         id,
         file_name,
         source,
@@ -52,21 +62,194 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
         size: None,
         content_type: None,
         sha256: None,
+        password_hash: None,
+        embed_settings: None,
         created_at: now,
         updated_at: now,
+        seq: 0,
     };
     let stored = row.clone();
-    let inserted = app
+    let seq = app
         .db
         .run(move |conn| Ok(db::videos::insert(conn, &stored)?))
         .await?;
-    if !inserted {
-        return Err(ApiError::Conflict(format!(
-            "a video with id `{}` already exists",
-            row.id
+    row.seq = seq.ok_or_else(|| {
+        ApiError::Conflict(format!("a video with id `{}` already exists", row.id))
+    })?;
+    Ok(row)
+}
+
+fn check_title(title: String) -> Result<String, ApiError> {
+    let trimmed = title.trim();
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_TITLE_CHARS
+        || trimmed.chars().any(char::is_control)
+    {
+        return Err(ApiError::InvalidField(format!(
+            "title must be 1 to {MAX_TITLE_CHARS} printable characters"
         )));
     }
-    Ok(row)
+    Ok(trimmed.to_string())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("there is no video with id `{id}`"))
+}
+
+pub async fn get(app: &AppState, id: &str) -> Result<VideoRow, ApiError> {
+    let key = id.to_string();
+    app.db
+        .run(move |conn| Ok(db::videos::get(conn, &key)?))
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// One page of the newest videos, and the cursor of the next page when there is one.
+pub async fn list(
+    app: &AppState,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<VideoRow>, Option<String>), ApiError> {
+    let before = cursor.map(decode_cursor).transpose()?;
+    // One more than asked tells whether another page exists. Paging by the creation sequence
+    // means a video created or deleted meanwhile never shifts the pages already handed out.
+    let mut rows = app
+        .db
+        .run(move |conn| Ok(db::videos::page(conn, before, limit + 1)?))
+        .await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|v| encode_cursor(v.seq))
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+fn encode_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("seq:{seq}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("seq:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| {
+            ApiError::InvalidField(
+                "cursor is not one this server handed out; use nextCursor as given".into(),
+            )
+        })
+}
+
+/// `PATCH /api/video/update/:id`: `title` renames; a `password` string protects, `null` clears.
+pub async fn update(app: &AppState, id: &str, body: &JsonObject) -> Result<VideoRow, ApiError> {
+    let title = body.opt_string("title")?.map(check_title).transpose()?;
+    // Absent: unchanged. null: cleared. A string: hashed (slowly, off the executor).
+    let password: Option<Option<String>> = match body.0.get("password") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(p)) => {
+            if p.is_empty() || p.chars().count() > passwords::MAX_PASSWORD_CHARS {
+                return Err(ApiError::InvalidField(format!(
+                    "password must be 1 to {} characters, or null to remove protection",
+                    passwords::MAX_PASSWORD_CHARS
+                )));
+            }
+            let (p, rng) = (p.clone(), app.rng.clone());
+            let hashed = tokio::task::spawn_blocking(move || passwords::hash(&rng, &p))
+                .await
+                .map_err(|e| ApiError::internal("hashing a password", e))?;
+            Some(Some(hashed))
+        }
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "password must be a string, or null to remove protection".into(),
+            ))
+        }
+    };
+    let key = id.to_string();
+    app.db
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if db::videos::get(&tx, &key)?.is_none() {
+                return Err(not_found(&key));
+            }
+            let now = now_ms();
+            if let Some(title) = &title {
+                db::videos::set_title(&tx, &key, title, now)?;
+            }
+            if let Some(hash) = &password {
+                db::videos::set_password_hash(&tx, &key, hash.as_deref(), now)?;
+            }
+            let row = db::videos::get(&tx, &key)?.ok_or_else(|| not_found(&key))?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await
+}
+
+/// Removes a video: its record, its upload rows and its files.
+///
+/// The order makes a crash at any point recoverable: first the row is marked `deleting` and its
+/// upload rows go, in one transaction (the video vanishes from the API and its URLs die); then
+/// the files go; then the row. A row left `deleting` is finished at the next start.
+pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
+    let key = id.to_string();
+    let storage = app.storage.clone();
+    app.db
+        .run(move |conn| {
+            if !db::videos::begin_delete(conn, &key, now_ms())? {
+                return Err(not_found(&key));
+            }
+            storage
+                .remove_video(&key)
+                .map_err(|e| ApiError::from_io("removing a video's files", e))?;
+            db::videos::finish_delete(conn, &key)?;
+            Ok(())
+        })
+        .await?;
+    log::info!("deleted video {id}");
+    Ok(())
+}
+
+pub async fn embed_settings(app: &AppState, id: &str) -> Result<EmbedSettings, ApiError> {
+    let video = get(app, id).await?;
+    Ok(EmbedSettings::from_stored(video.embed_settings.as_deref()))
+}
+
+/// Merges `{embedSettings: {...}}` into what is stored and returns the whole result.
+pub async fn update_embed_settings(
+    app: &AppState,
+    id: &str,
+    body: &JsonObject,
+) -> Result<EmbedSettings, ApiError> {
+    let patch = match body.0.get("embedSettings") {
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "embedSettings must be an object".into(),
+            ))
+        }
+        None => {
+            return Err(ApiError::InvalidField(
+                "embedSettings is required (an object)".into(),
+            ))
+        }
+    };
+    let key = id.to_string();
+    app.db
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let video = db::videos::get(&tx, &key)?.ok_or_else(|| not_found(&key))?;
+            let merged =
+                EmbedSettings::from_stored(video.embed_settings.as_deref()).merge(&patch)?;
+            db::videos::set_embed_settings(&tx, &key, &merged.to_json().to_string(), now_ms())?;
+            tx.commit()?;
+            Ok(merged)
+        })
+        .await
 }
 
 /// `media_url/VIDEO_ID/composite/FILE`.
@@ -77,6 +260,13 @@ pub fn public_url(app: &AppState, video_id: &str, file_name: &str) -> String {
         encode_segment(video_id),
         encode_segment(file_name)
     )
+}
+
+/// The URL of the stored object, once there is one.
+pub fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
+    v.object_name
+        .as_ref()
+        .map(|name| public_url(app, &v.id, name))
 }
 
 /// The spec's Video object.
@@ -93,9 +283,59 @@ pub fn to_json(app: &AppState, v: &VideoRow) -> Value {
         "size": v.size,
         "contentType": v.content_type,
         "sha256": v.sha256,
-        "passwordProtected": false,
-        "publicUrl": v.object_name.as_ref().map(|name| public_url(app, &v.id, name)),
+        "passwordProtected": v.password_hash.is_some(),
+        "publicUrl": object_url(app, v),
         "createdAt": iso8601(v.created_at),
         "updatedAt": iso8601(v.updated_at),
     })
+}
+
+/// Whether a viewer may have this video's bytes: it is public, or `grant` (the access cookie's
+/// value) is live for it.
+pub fn unlocked(app: &AppState, v: &VideoRow, grant: Option<&str>) -> bool {
+    match &v.password_hash {
+        None => true,
+        Some(hash) => grant.is_some_and(|g| {
+            passwords::check_grant(&app.signing_key, &v.id, hash, g, now_ms() / 1000)
+        }),
+    }
+}
+
+/// Why a password did not unlock a video.
+pub enum UnlockRefused {
+    Wrong,
+    /// Too many wrong guesses from this client for this video: seconds to wait.
+    Slowed(u64),
+}
+
+/// Checks a password against a protected video; on success, the access grant for its cookie.
+pub async fn unlock(
+    app: &AppState,
+    v: &VideoRow,
+    client: std::net::IpAddr,
+    password: String,
+) -> Result<Result<String, UnlockRefused>, ApiError> {
+    let Some(hash) = v.password_hash.clone() else {
+        return Ok(Ok(String::new()));
+    };
+    let now = std::time::Instant::now();
+    if let Err(wait) = app.throttle.check(&v.id, client, now) {
+        return Ok(Err(UnlockRefused::Slowed(wait)));
+    }
+    let stored = hash.clone();
+    let right = tokio::task::spawn_blocking(move || passwords::verify(&stored, &password))
+        .await
+        .map_err(|e| ApiError::internal("checking a password", e))?;
+    if !right {
+        app.throttle.failed(&v.id, client, now);
+        log::info!("wrong password for video {}", v.id);
+        return Ok(Err(UnlockRefused::Wrong));
+    }
+    let expires = now_ms() / 1000 + passwords::GRANT_SECS;
+    Ok(Ok(passwords::grant(
+        &app.signing_key,
+        &v.id,
+        &hash,
+        expires,
+    )))
 }

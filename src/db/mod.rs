@@ -16,7 +16,8 @@ use crate::error::ApiError;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` says how many have run.
 /// Never edit a shipped entry: add one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     id           TEXT PRIMARY KEY,
     name         TEXT NOT NULL,
@@ -57,7 +58,12 @@ CREATE TABLE uploads (
     completed_at INTEGER
 );
 CREATE INDEX uploads_by_video ON uploads (video_id);
-"#];
+"#,
+    r#"
+ALTER TABLE videos ADD COLUMN password_hash TEXT;
+ALTER TABLE videos ADD COLUMN embed_settings TEXT;
+"#,
+];
 
 /// How long a writer waits for another process's write to finish before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,20 +11,27 @@ pub struct VideoRow {
     pub width: Option<f64>,
     pub height: Option<f64>,
     pub duration: Option<f64>,
-    /// `pending` or `ready`.
+    /// `pending` or `ready`; `deleting` while a deletion is under way (invisible to the API,
+    /// finished at start-up if a crash interrupted it).
     pub status: String,
     /// The name of the stored object under `objects/ID/composite/`, once uploaded.
     pub object_name: Option<String>,
     pub size: Option<i64>,
     pub content_type: Option<String>,
     pub sha256: Option<String>,
+    /// `passwords::hash` output; `None` when the video is public.
+    pub password_hash: Option<String>,
+    /// The stored embed settings as JSON (only the keys ever set); `None` for all defaults.
+    pub embed_settings: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Position in creation order: the paging cursor.
+    pub seq: i64,
 }
 
 const COLUMNS: &str =
     "id, title, file_name, source, width, height, duration, status, object_name, \
-                       size, content_type, sha256, created_at, updated_at";
+     size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq";
 
 fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
     Ok(VideoRow {
@@ -40,13 +47,16 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
         size: r.get(9)?,
         content_type: r.get(10)?,
         sha256: r.get(11)?,
-        created_at: r.get(12)?,
-        updated_at: r.get(13)?,
+        password_hash: r.get(12)?,
+        embed_settings: r.get(13)?,
+        created_at: r.get(14)?,
+        updated_at: r.get(15)?,
+        seq: r.get(16)?,
     })
 }
 
-/// Inserts a new video; false when the id is taken.
-pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<bool> {
+/// Inserts a new video; `None` when the id is taken, else its `seq`.
+pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<Option<i64>> {
     let n = conn.execute(
         "INSERT INTO videos (id, title, file_name, source, width, height, duration, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
@@ -55,12 +65,13 @@ pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<bool> {
             v.created_at, v.updated_at
         ],
     )?;
-    Ok(n > 0)
+    Ok((n > 0).then(|| conn.last_insert_rowid()))
 }
 
+/// A visible video (not one being deleted).
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
     conn.query_row(
-        &format!("SELECT {COLUMNS} FROM videos WHERE id = ?1"),
+        &format!("SELECT {COLUMNS} FROM videos WHERE id = ?1 AND status <> 'deleting'"),
         [id],
         from_row,
     )
@@ -69,10 +80,82 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
 
 pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM videos WHERE id = ?1)",
+        "SELECT EXISTS (SELECT 1 FROM videos WHERE id = ?1 AND status <> 'deleting')",
         [id],
         |r| r.get(0),
     )
+}
+
+/// Up to `limit` visible videos, newest first, created before the one at `before` (a `seq`).
+pub fn page(conn: &Connection, before: Option<i64>, limit: u32) -> rusqlite::Result<Vec<VideoRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM videos WHERE status <> 'deleting' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], from_row)?;
+    rows.collect()
+}
+
+pub fn set_title(conn: &Connection, id: &str, title: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE videos SET title = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, title, now],
+    )?;
+    Ok(())
+}
+
+pub fn set_password_hash(
+    conn: &Connection,
+    id: &str,
+    hash: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE videos SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )?;
+    Ok(())
+}
+
+pub fn set_embed_settings(
+    conn: &Connection,
+    id: &str,
+    json: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE videos SET embed_settings = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, json, now],
+    )?;
+    Ok(())
+}
+
+/// First step of a deletion, in one transaction: the video disappears from the API and its
+/// upload URLs die. False when there was no such visible video.
+pub fn begin_delete(conn: &mut Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "UPDATE videos SET status = 'deleting', updated_at = ?2 WHERE id = ?1 AND status <> 'deleting'",
+        params![id, now],
+    )?;
+    tx.execute("DELETE FROM uploads WHERE video_id = ?1", [id])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+/// Last step of a deletion, once the files are gone.
+pub fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM videos WHERE id = ?1 AND status = 'deleting'",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Deletions that a crash interrupted.
+pub fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT id FROM videos WHERE status = 'deleting'")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// Records a stored object: the video becomes `ready` with its size, type and digest.

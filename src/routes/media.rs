@@ -7,9 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::names::{check_path_name, content_type_for};
+use crate::passwords;
 use crate::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Validators};
 use crate::startup::AppState;
 use crate::storage::{FileChunks, ObjectKey};
+use crate::videos;
 
 pub async fn get(
     app: web::Data<AppState>,
@@ -23,6 +25,15 @@ pub async fn get(
     {
         return Err(not_found());
     }
+    let video = match videos::get(&app, &video_id).await {
+        Err(ApiError::NotFound(_)) => return Err(not_found()),
+        other => other?,
+    };
+    let grant = super::pages::cookie(&req, &passwords::cookie_name(&video.id));
+    if !videos::unlocked(&app, &video, grant.as_deref()) {
+        return Err(ApiError::PasswordRequired { video_id: video.id });
+    }
+    let protected = video.password_hash.is_some();
     let content_type = content_type_for(&file_name).unwrap_or("application/octet-stream");
     let key = ObjectKey {
         video_id,
@@ -40,6 +51,9 @@ pub async fn get(
         last_modified: meta.modified,
     };
     let mut res = HttpResponse::build(StatusCode::OK);
+    if protected {
+        res.insert_header((header::CACHE_CONTROL, "private, no-store"));
+    }
     res.insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, meta.etag.clone()))
         .insert_header((header::LAST_MODIFIED, HttpDate::from(meta.modified)));

@@ -1,37 +1,116 @@
-//! Thin HTTP handlers: extract, call the domain, map to a response. The route table is here.
+//! Thin HTTP handlers: extract, call the domain, map to a response. `endpoints()` is the one
+//! route table: it mounts the routes, and the OpenAPI test reads it to prove each is documented.
 
+mod assets;
 mod health;
 mod media;
+mod openapi;
+mod pages;
 mod presign;
 mod upload;
 mod videos;
 
-use actix_web::{web, HttpResponse, Resource};
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, Route};
 
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/api/video/create").route(web::post().to(videos::create)))
-        .service(resource("/api/video/upload/presign").route(web::post().to(presign::presign)))
-        // Every method reaches the PUT handler: the method is part of what was signed, so a
-        // GET or POST on an upload URL is a signature mismatch (403), not a 405.
-        .service(
-            web::resource("/upload/{video_id}/composite/{file_name}")
-                .route(web::route().to(upload::put)),
-        )
-        .service(
-            resource("/media/{video_id}/composite/{file_name}")
-                .route(web::get().to(media::get))
-                .route(web::head().to(media::get)),
-        );
+pub use openapi::OPENAPI_JSON;
+
+/// One path and the methods it answers.
+pub struct Endpoint {
+    pub path: &'static str,
+    routes: Vec<(Method, Route)>,
+    /// Every method reaches the handler (which refuses what it must itself).
+    any_method: bool,
 }
 
-/// A resource whose unmatched methods get the JSON 405.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
+impl Endpoint {
+    fn at(path: &'static str) -> Endpoint {
+        Endpoint {
+            path,
+            routes: Vec::new(),
+            any_method: false,
+        }
+    }
+
+    fn on<F, Args>(mut self, method: Method, handler: F) -> Endpoint
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.routes
+            .push((method.clone(), web::method(method).to(handler)));
+        self
+    }
+
+    /// All methods go to `handler`; `documented` is the one the API describes.
+    fn any<F, Args>(mut self, documented: Method, handler: F) -> Endpoint
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.routes.push((documented, web::route().to(handler)));
+        self.any_method = true;
+        self
+    }
+
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.routes.iter().map(|(m, _)| m)
+    }
+}
+
+/// Every route flare serves.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::at("/healthz").on(M::GET, health::healthz),
+        Endpoint::at("/api/openapi.json").on(M::GET, openapi::document),
+        Endpoint::at("/api/videos").on(M::GET, videos::list),
+        Endpoint::at("/api/video/create").on(M::POST, videos::create),
+        Endpoint::at("/api/video/upload/presign").on(M::POST, presign::presign),
+        // POST as well as PATCH: the hosted docs' curl examples send `-d` without `-X PATCH`.
+        Endpoint::at("/api/video/update/{id}")
+            .on(M::PATCH, videos::update)
+            .on(M::POST, videos::update),
+        Endpoint::at("/api/video/{id}/embed-settings")
+            .on(M::GET, videos::embed_settings)
+            .on(M::PATCH, videos::update_embed_settings)
+            .on(M::POST, videos::update_embed_settings),
+        Endpoint::at("/api/video/{id}")
+            .on(M::GET, videos::get)
+            .on(M::DELETE, videos::delete),
+        // The method is part of what was signed, so a GET or POST on an upload URL is a
+        // signature mismatch (403), not a 405.
+        Endpoint::at("/upload/{video_id}/composite/{file_name}").any(M::PUT, upload::put),
+        Endpoint::at("/media/{video_id}/composite/{file_name}")
+            .on(M::GET, media::get)
+            .on(M::HEAD, media::get),
+        Endpoint::at("/v/{id}")
+            .on(M::GET, pages::watch)
+            .on(M::POST, pages::watch_unlock),
+        Endpoint::at("/embed/{id}")
+            .on(M::GET, pages::embed)
+            .on(M::POST, pages::embed_unlock),
+        Endpoint::at("/static/{file}").on(M::GET, assets::get),
+    ]
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for endpoint in endpoints() {
+        let mut resource = web::resource(endpoint.path);
+        if !endpoint.any_method {
+            resource = resource.default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+            }));
+        }
+        for (_, route) in endpoint.routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource);
+    }
 }
 
 /// Every path no route matches.

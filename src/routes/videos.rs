@@ -1,4 +1,4 @@
-//! `POST /api/video/create`.
+//! The video endpoints: create, list, read, update, delete, embed settings.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -8,7 +8,9 @@ use crate::body::JsonObject;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::tokens::Scope;
-use crate::videos;
+use crate::videos::{self, DEFAULT_PAGE, MAX_PAGE};
+
+type Id = web::Path<String>;
 
 pub async fn create(
     app: web::Data<AppState>,
@@ -20,4 +22,83 @@ pub async fn create(
     let video = videos::create(&app, &body).await?;
     Ok(HttpResponse::Created()
         .json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
+}
+
+pub async fn list(app: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosRead).await?;
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::InvalidField("the query string could not be read".into()))?;
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let limit = match param("limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidField(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let (rows, next) = videos::list(&app, limit, param("cursor").filter(|c| !c.is_empty())).await?;
+    let list: Vec<_> = rows.iter().map(|v| videos::to_json(&app, v)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "videos": list, "nextCursor": next })))
+}
+
+pub async fn get(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosRead).await?;
+    let video = videos::get(&app, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
+}
+
+pub async fn update(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    let body = JsonObject::read(&req, payload).await?;
+    let video = videos::update(&app, &id, &body).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
+}
+
+pub async fn delete(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    videos::delete(&app, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": true })))
+}
+
+pub async fn embed_settings(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosRead).await?;
+    let settings = videos::embed_settings(&app, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
+}
+
+pub async fn update_embed_settings(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::EmbedsWrite).await?;
+    let body = JsonObject::read(&req, payload).await?;
+    let settings = videos::update_embed_settings(&app, &id, &body).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
 }

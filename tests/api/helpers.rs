@@ -110,7 +110,9 @@ impl TestApp {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
-        self.raw(&bytes)
+        let res = self.raw(&bytes);
+        crate::openapi::check(method, path, &res);
+        res
     }
 
     /// Writes these bytes, then reads the answer to the end.

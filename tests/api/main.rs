@@ -5,5 +5,6 @@ mod errors;
 mod examples;
 mod helpers;
 mod media;
+mod openapi;
 mod tokens;
 mod uploads;

@@ -1,0 +1,217 @@
+//! The HTML pages a viewer sees: the watch page, the embed player, the password gate and the
+//! 404 page. Plain server-rendered HTML with one stylesheet and one script, both served by
+//! flare itself, so pages work offline.
+
+use crate::db::videos::VideoRow;
+use crate::embed::EmbedSettings;
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn layout(title: &str, body_class: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} · flare</title>\n<link rel=\"stylesheet\" href=\"/static/flare.css\">\n</head>\n\
+         <body class=\"{body_class}\">\n{body}\n</body>\n</html>\n",
+        esc(title)
+    )
+}
+
+fn title_of(video: &VideoRow) -> &str {
+    video.title.as_deref().unwrap_or(&video.file_name)
+}
+
+/// Human size: 1.5 GB, 12.3 MB, 512 KB.
+fn human_size(bytes: i64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        n if n >= 1 << 30 => format!("{:.1} GB", b / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MB", b / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.0} KB", b / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// The watch page: the video with the browser's own controls, or a note while it is pending.
+pub fn watch(video: &VideoRow, media: Option<&str>) -> String {
+    let title = title_of(video);
+    let player = match media {
+        Some(url) => format!(
+            "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{}\"></video>\n\
+             <p class=\"meta\">{} · {}</p>",
+            esc(url),
+            video.size.map(human_size).unwrap_or_default(),
+            esc(&crate::time::iso8601(video.created_at)[..10]),
+        ),
+        None => "<p class=\"notice\">This video has not been uploaded yet. Reload the page once it has.</p>".into(),
+    };
+    layout(
+        title,
+        "page-watch",
+        &format!(
+            "<main class=\"watch\">\n<h1>{}</h1>\n{player}\n</main>",
+            esc(title)
+        ),
+    )
+}
+
+/// The password gate, for the watch page (`/v/ID`) or the embed (`/embed/ID`).
+pub fn password_form(video: &VideoRow, action: &str, error: Option<&str>) -> String {
+    let title = title_of(video);
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(e)))
+        .unwrap_or_default();
+    layout(
+        title,
+        "page-gate",
+        &format!(
+            "<main class=\"gate\">\n<h1>{}</h1>\n<p>This video is protected by a password.</p>\n{error}\
+             <form method=\"post\" action=\"{}\">\n\
+             <label for=\"password\">Password</label>\n\
+             <input id=\"password\" name=\"password\" type=\"password\" required autofocus autocomplete=\"current-password\">\n\
+             <button type=\"submit\">Watch</button>\n</form>\n</main>",
+            esc(title),
+            esc(action)
+        ),
+    )
+}
+
+pub fn not_found() -> String {
+    layout(
+        "Video not found",
+        "page-missing",
+        "<main class=\"missing\">\n<h1>Video not found</h1>\n\
+         <p>There is no video at this address. It may have been deleted, or the link may be \
+         incomplete: check that it was copied whole.</p>\n</main>",
+    )
+}
+
+const ICON_PLAY: &str =
+    "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M8 5v14l11-7z\"/></svg>";
+const ICON_VOLUME: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M4 9v6h4l5 5V4L8 9H4zm12.5 3a4.5 4.5 0 0 0-2.5-4v8a4.5 4.5 0 0 0 2.5-4z\"/></svg>";
+const ICON_FULLSCREEN: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M7 14H5v5h5v-2H7v-3zm-2-4h2V7h3V5H5v5zm12 7h-3v2h5v-5h-2v3zM14 5v2h3v3h2V5h-5z\"/></svg>";
+
+/// The embed player, honouring every setting. `watch` is the watch page's URL for the branding.
+pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &str) -> String {
+    let title = title_of(video);
+    let Some(url) = media else {
+        return layout(
+            title,
+            "page-embed",
+            "<div class=\"player pending\"><p>This video has not been uploaded yet.</p></div>",
+        );
+    };
+    let c = &s.control_options;
+    let mut attrs = String::new();
+    // Browsers only autoplay muted video, so autoplay implies muted.
+    if s.autoplay {
+        attrs.push_str(" autoplay");
+    }
+    if s.muted || s.autoplay {
+        attrs.push_str(" muted");
+    }
+    if s.loop_ {
+        attrs.push_str(" loop");
+    }
+    if !s.allow_download {
+        attrs.push_str(" controlslist=\"nodownload\"");
+    }
+    let mut controls = String::new();
+    let mut add = |on: bool, html: String| {
+        if on {
+            controls.push_str(&html);
+            controls.push('\n');
+        }
+    };
+    add(
+        c.show_play_button,
+        format!(
+            "<button class=\"ctl-play\" type=\"button\" aria-label=\"Play\">{ICON_PLAY}</button>"
+        ),
+    );
+    add(c.show_progress, "<input class=\"ctl-progress\" type=\"range\" min=\"0\" max=\"1000\" step=\"1\" value=\"0\" aria-label=\"Seek\">".into());
+    add(
+        c.show_time,
+        "<span class=\"ctl-time\" aria-live=\"off\">0:00 / 0:00</span>".into(),
+    );
+    add(
+        c.show_volume,
+        format!(
+            "<button class=\"ctl-mute\" type=\"button\" aria-label=\"Mute\">{ICON_VOLUME}</button>\n\
+             <input class=\"ctl-volume\" type=\"range\" min=\"0\" max=\"1\" step=\"0.05\" value=\"1\" aria-label=\"Volume\">"
+        ),
+    );
+    add(
+        c.show_speed,
+        "<select class=\"ctl-speed\" aria-label=\"Playback speed\"><option value=\"0.5\">0.5×</option>\
+         <option value=\"1\" selected>1×</option><option value=\"1.25\">1.25×</option>\
+         <option value=\"1.5\">1.5×</option><option value=\"2\">2×</option></select>"
+            .into(),
+    );
+    add(c.show_captions, "<button class=\"ctl-captions\" type=\"button\" aria-label=\"Captions\" aria-pressed=\"false\">CC</button>".into());
+    add(c.show_fullscreen, format!("<button class=\"ctl-fullscreen\" type=\"button\" aria-label=\"Fullscreen\">{ICON_FULLSCREEN}</button>"));
+    add(
+        s.allow_download,
+        format!(
+            "<a class=\"ctl-download\" href=\"{}\" download>Download</a>",
+            esc(url)
+        ),
+    );
+    let branding = if s.show_branding {
+        format!(
+            "<a class=\"branding\" href=\"{}\" target=\"_blank\" rel=\"noopener\">flare</a>\n",
+            esc(watch)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<div class=\"player theme-{theme}\" style=\"--accent: {accent}; --radius: {radius}px\" \
+         data-thumbnail-time=\"{thumb}\" data-autoplay=\"{autoplay}\">\n\
+         <video preload=\"metadata\" playsinline src=\"{src}\" aria-label=\"{label}\"{attrs}></video>\n\
+         <div class=\"controls\">\n{controls}</div>\n{branding}</div>\n\
+         <script src=\"/static/player.js\"></script>",
+        theme = esc(&s.player_theme),
+        accent = esc(&s.accent_color),
+        radius = s.embed_border_radius,
+        thumb = s.thumbnail_time,
+        autoplay = s.autoplay,
+        src = esc(url),
+        label = esc(title),
+    );
+    layout(title, "page-embed", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn sizes_read_like_a_person_would_say_them() {
+        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(3 << 20), "3.0 MB");
+        assert_eq!(human_size(5 << 30), "5.0 GB");
+    }
+}
