@@ -6,8 +6,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn flare(data_dir: &Path, args: &[&str]) -> Output {
+    flare_with(data_dir, args, &[])
+}
+
+fn flare_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flare"))
         .args(args)
+        .envs(env.iter().copied())
         .env("FLARE_DATA_DIR", data_dir)
         .env_remove("FLARE_CONFIG")
         .current_dir(data_dir.parent().unwrap())
@@ -247,4 +252,66 @@ fn serve_creates_its_data_folder_and_logs_the_address() {
     let key = std::fs::metadata(data.join("signing.key")).unwrap();
     assert_eq!(key.len(), 32);
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn video_list_show_and_delete_work_on_the_same_data_as_the_api() {
+    let app = TestApp::spawn();
+    let (id, _) = app.upload("talk.mp4", b"video bytes");
+    let second = app.create_video("later.mp4");
+
+    let list = flare(&app.data_dir(), &["video", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("ID"));
+    assert!(
+        lines.next().unwrap().starts_with(&second),
+        "newest first:\n{text}"
+    );
+    assert!(text.contains(&id) && text.contains("ready") && text.contains("pending"));
+
+    let json_list: Value = serde_json::from_str(&stdout(&flare(
+        &app.data_dir(),
+        &["video", "list", "--json", "--limit", "1"],
+    )))
+    .unwrap();
+    assert_eq!(json_list["videos"].as_array().unwrap().len(), 1);
+    assert!(json_list["nextCursor"].is_string());
+    let cursor = json_list["nextCursor"].as_str().unwrap();
+    let rest: Value = serde_json::from_str(&stdout(&flare(
+        &app.data_dir(),
+        &["video", "list", "--json", "--cursor", cursor],
+    )))
+    .unwrap();
+    assert_eq!(rest["videos"][0]["id"], id.as_str());
+
+    // With the same public URL as the server (as a shared flare.toml gives), the same object.
+    let public = [("FLARE_PUBLIC_URL", app.base.as_str())];
+    let show: Value = serde_json::from_str(&stdout(&flare_with(
+        &app.data_dir(),
+        &["video", "show", &id, "--json"],
+        &public,
+    )))
+    .unwrap();
+    assert_eq!(
+        show,
+        app.api("GET", &format!("/api/video/{id}"), None).json()["video"]
+    );
+    let shown = stdout(&flare(&app.data_dir(), &["video", "show", &id]));
+    assert!(
+        shown.contains("sha256") && shown.contains("watchPage"),
+        "{shown}"
+    );
+
+    let deleted = flare(&app.data_dir(), &["video", "delete", &id]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(
+        app.api("GET", &format!("/api/video/{id}"), None).status,
+        404
+    );
+    assert!(!app.data_dir().join("objects").join(&id).exists());
+    let again = flare(&app.data_dir(), &["video", "delete", &id]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains(&id));
 }

@@ -10,11 +10,20 @@ use serde_json::{json, Value};
 use std::process::Command;
 
 fn example(app: &TestApp, program: &str, script: &str) -> Option<Value> {
+    run(app, program, script, "").map(|out| {
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {out}"))
+    })
+}
+
+/// Runs an example script against `app`; its stdout, or None when its tool is missing here.
+fn run(app: &TestApp, program: &str, script: &str, video_id: &str) -> Option<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/examples/");
     let out = Command::new(program)
         .arg(format!("{path}{script}"))
         .env("FLARE_URL", &app.base)
         .env("FLARE_TOKEN", &app.token)
+        .env("VIDEO_ID", video_id)
         .output();
     let out = match out {
         Ok(out) if out.status.success() => out,
@@ -33,11 +42,7 @@ fn example(app: &TestApp, program: &str, script: &str) -> Option<Value> {
             return None;
         }
     };
-    let text = String::from_utf8(out.stdout).unwrap();
-    Some(
-        serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {text}")),
-    )
+    Some(String::from_utf8(out.stdout).unwrap())
 }
 
 #[test]
@@ -85,5 +90,40 @@ fn the_documented_examples_get_the_documented_response() {
         assert_eq!(put.status, 200, "{script}: {}", put.text());
         let served = app.send("GET", &app.local(&public), &[], b"");
         assert!(served.body == body, "{script}: served bytes differ");
+    }
+}
+
+#[test]
+fn the_hosted_docs_examples_work_with_only_the_base_url_changed() {
+    let app = TestApp::spawn();
+    for (program, script, id) in [
+        ("bash", "hosted.sh", "vid_demo_123"),
+        ("node", "hosted.mjs", "vid_demo_node"),
+        ("python3", "hosted.py", "vid_demo_py"),
+    ] {
+        let Some(out) = run(&app, program, script, id) else {
+            continue;
+        };
+        let bodies: Vec<Value> = out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{script}: not JSON ({e}): {l}"))
+            })
+            .collect();
+        assert_eq!(bodies.len(), 4, "{script}: {out}");
+        for body in &bodies {
+            assert_eq!(body["success"], true, "{script}: {body}");
+        }
+        assert_eq!(bodies[0]["video"]["id"], id, "{script}");
+        let listed = bodies[1]["videos"].as_array().unwrap();
+        assert!(
+            listed.iter().any(|v| v["id"] == id),
+            "{script}: the new video is not listed"
+        );
+        assert_eq!(bodies[2]["video"]["title"], "Launch walkthrough");
+        assert_eq!(bodies[2]["video"]["passwordProtected"], true);
+        assert_eq!(bodies[3]["embedSettings"]["accentColor"], "#FF6702");
+        assert_eq!(bodies[3]["embedSettings"]["embedBorderRadius"], 12);
     }
 }

@@ -29,7 +29,15 @@ impl TestApp {
 
     /// Starts flare with the test's own settings laid over the defaults.
     pub fn spawn_with(tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        TestApp::start(tempfile::tempdir().unwrap(), tweak)
+    }
+
+    /// Another server on this one's data folder, as after a restart.
+    pub fn restart(self) -> TestApp {
+        TestApp::start(self.dir, |_| {})
+    }
+
+    fn start(dir: TempDir, tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
         let mut raw = RawSettings {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data")),

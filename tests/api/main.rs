@@ -6,5 +6,7 @@ mod examples;
 mod helpers;
 mod media;
 mod openapi;
+mod pages;
 mod tokens;
 mod uploads;
+mod videos;
