@@ -25,7 +25,8 @@ fn layout(title: &str, body_class: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} · flare</title>\n<link rel=\"stylesheet\" href=\"/static/flare.css\">\n</head>\n\
+         <title>{} · flare</title>\n<link rel=\"icon\" href=\"data:,\">\n\
+         <link rel=\"stylesheet\" href=\"/static/flare.css\">\n</head>\n\
          <body class=\"{body_class}\">\n{body}\n</body>\n</html>\n",
         esc(title)
     )

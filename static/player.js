@@ -12,6 +12,7 @@
   const thumb = parseFloat(player.dataset.thumbnailTime || "0");
   const autoplay = player.dataset.autoplay === "true";
   let startedOnce = false;
+  const PLAY = "M8 5v14l11-7z", PAUSE = "M6 5h4v14H6zm8 0h4v14h-4z";
 
   const fmt = (s) => {
     if (!isFinite(s)) return "0:00";
@@ -34,7 +35,11 @@
   function update() {
     if (progress && video.duration) progress.value = Math.round((video.currentTime / video.duration) * 1000);
     if (time) time.textContent = `${fmt(video.currentTime)} / ${fmt(video.duration)}`;
-    if (play) play.setAttribute("aria-label", video.paused ? "Play" : "Pause");
+    if (play && play.dataset.state !== String(video.paused)) {
+      play.dataset.state = String(video.paused);
+      play.setAttribute("aria-label", video.paused ? "Play" : "Pause");
+      play.querySelector("path").setAttribute("d", video.paused ? PLAY : PAUSE);
+    }
     if (mute) mute.setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
   }
   ["timeupdate", "play", "pause", "volumechange", "durationchange"].forEach((e) => video.addEventListener(e, update));

@@ -1,9 +1,11 @@
-//! `/static/FILE`: the stylesheet and script of the pages, compiled into the binary.
+//! The web app at `/` and `/static/FILE`: the pages' files, compiled into the binary so it
+//! works offline and alone.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
+use crate::startup::AppState;
 
 const ASSETS: &[(&str, &str, &str)] = &[
     (
@@ -16,7 +18,32 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/player.js"),
     ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/app.js"),
+    ),
 ];
+
+const INDEX: &str = include_str!("../../static/index.html");
+
+/// `GET /`: the web app. Its script talks to the API on this origin and PUTs to upload URLs,
+/// which are built on `public_url` and so may be another origin.
+pub async fn index(app: web::Data<AppState>) -> HttpResponse {
+    let policy = format!(
+        "default-src 'self'; connect-src 'self' {base}; media-src 'self' {media}; img-src 'self' data:; \
+         style-src 'self' 'unsafe-inline'; script-src 'self'; frame-src 'self'; form-action 'self'; \
+         base-uri 'none'; frame-ancestors 'none'",
+        base = super::pages::origin(&app.base_url),
+        media = super::pages::origin(&app.media_url),
+    );
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(INDEX)
+}
 
 pub async fn get(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, content_type, body) = ASSETS

@@ -66,6 +66,7 @@ impl Endpoint {
 pub fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
+        Endpoint::at("/").on(M::GET, assets::index),
         Endpoint::at("/healthz").on(M::GET, health::healthz),
         Endpoint::at("/api/openapi.json").on(M::GET, openapi::document),
         Endpoint::at("/api/videos").on(M::GET, videos::list),

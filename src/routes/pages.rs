@@ -202,7 +202,7 @@ fn html(app: &AppState, page: Page, status: StatusCode, body: String) -> HttpRes
 }
 
 /// `scheme://host[:port]` of a URL.
-fn origin(url: &str) -> &str {
+pub(super) fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
     match url[after_scheme..].find('/') {
         Some(i) => &url[..after_scheme + i],

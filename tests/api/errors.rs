@@ -14,7 +14,13 @@ fn health_answers_ok() {
 #[test]
 fn unknown_paths_and_methods_get_json_errors() {
     let app = TestApp::spawn();
-    for path in ["/", "/nope", "/api/video", "/media/x", "/media/a/b/c.mp4"] {
+    for path in [
+        "/nope",
+        "/api/video",
+        "/media/x",
+        "/media/a/b/c.mp4",
+        "/static/nope.js",
+    ] {
         let res = app.send("GET", path, &[], b"");
         assert_eq!(res.status, 404, "{path}");
         assert_eq!(res.error_code(), "not-found", "{path}");

@@ -320,3 +320,26 @@ fn a_protected_embed_asks_for_the_password_in_the_frame() {
         200
     );
 }
+
+#[test]
+fn the_web_app_is_served_from_the_binary_with_no_outside_source() {
+    let app = TestApp::spawn();
+    let res = app.send("GET", "/", &[], b"");
+    assert_eq!(res.status, 200);
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    let html = res.text();
+    assert!(html.contains("/static/app.js") && html.contains("/static/flare.css"));
+    let csp = res.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    for asset in ["/static/app.js", "/static/flare.css", "/static/player.js"] {
+        let body = app.send("GET", asset, &[], b"").text();
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{asset} loads something from elsewhere"
+        );
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+}

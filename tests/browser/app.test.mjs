@@ -1,0 +1,220 @@
+// The web app, the watch page and the embed page, driven in Debian's headless Chromium the way
+// a person would use them, against a flare started here on loopback with a fresh data folder.
+// Screenshots of each step land in target/browser-screenshots/ for a person to look at.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.FLARE_BIN || join(root, "target/debug/flare");
+const shots = join(root, "target/browser-screenshots");
+const work = mkdtempSync(join(tmpdir(), "flare-browser-"));
+const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info" };
+delete env.FLARE_CONFIG;
+const LAUNCH = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"];
+
+let server, base, browser, sample;
+const flare = (...args) => execFileSync(bin, args, { env, cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+
+before(async () => {
+  assert.ok(existsSync(bin), `build flare first (cargo build): ${bin} is missing`);
+  mkdirSync(shots, { recursive: true });
+  sample = join(work, "sample.mp4");
+  execFileSync("ffmpeg", ["-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=duration=6:size=320x240:rate=25", "-f", "lavfi",
+    "-i", "sine=frequency=440:duration=6", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", sample]);
+  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0"], { env, cwd: work, stdio: ["ignore", "ignore", "pipe"] });
+  base = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("flare did not start in 30 s")), 30_000);
+    createInterface({ input: server.stderr }).on("line", (line) => {
+      const m = line.match(/listening on (http:\/\/\S+)/);
+      if (m) { clearTimeout(timer); ok(m[1]); }
+    });
+    server.on("exit", (code) => fail(new Error(`flare exited with ${code}`)));
+  });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: LAUNCH }); // Playwright gives each launch a fresh, empty profile of its own.
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function api(token, method, path, body) {
+  const res = await fetch(base + path, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+async function signIn(page, token) {
+  await page.goto(base + "/");
+  await page.getByLabel("Token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+test("sign-in tells a mistyped, revoked, expired or under-scoped token apart", async () => {
+  const page = await browser.newPage();
+  const cases = [];
+  cases.push(["flr_pat_" + "x".repeat(43), /not valid/]);
+  const revoked = flare("token", "create", "--name", "revoked");
+  const id = JSON.parse(flare("token", "list", "--json")).find((t) => t.name === "revoked").id;
+  flare("token", "revoke", id);
+  cases.push([revoked, /revoked/]);
+  cases.push([flare("token", "create", "--name", "short", "--expires-in", "1s"), /expired/]);
+  cases.push([flare("token", "create", "--name", "nolist", "--scope", "uploads:write"), /videos:read/]);
+  await new Promise((r) => setTimeout(r, 1100)); // let the 1 s token expire
+  for (const [token, message] of cases) {
+    await signIn(page, token);
+    await assert.doesNotReject(page.getByRole("alert").filter({ hasText: message }).waitFor({ timeout: 5000 }), `no ${message} message`);
+    assert.equal(await page.locator("#app").isVisible(), false);
+  }
+  await page.screenshot({ path: join(shots, "01-sign-in-refused.png") });
+  await page.close();
+});
+
+test("a person uploads, watches, renames, protects, embeds and deletes a video", async (t) => {
+  const token = flare("token", "create", "--name", "browser");
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  page.on("dialog", (d) => d.dismiss()); // no window.prompt fallbacks expected
+
+  await t.test("sign in", async () => {
+    await signIn(page, token);
+    await page.locator("#app").waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("flare.token")), token);
+    await page.screenshot({ path: join(shots, "02-signed-in.png") });
+  });
+
+  let videoId;
+  await t.test("upload with progress to 100 %", async () => {
+    await page.setInputFiles("#files", sample);
+    const row = page.locator(".upload").first();
+    await row.locator(".upload-stats", { hasText: "100 %" }).waitFor({ timeout: 30_000 });
+    assert.equal(await row.locator("progress").evaluate((p) => p.value), 100);
+    await page.locator(".video").first().waitFor();
+    videoId = await page.locator(".video").first().getAttribute("data-id");
+    const { body } = await api(token, "GET", `/api/video/${videoId}`);
+    assert.equal(body.video.status, "ready");
+    assert.equal(body.video.size, (await import("node:fs")).statSync(sample).size);
+    await page.screenshot({ path: join(shots, "03-uploaded.png"), fullPage: true });
+  });
+
+  await t.test("the watch page plays and seeks with a honoured Range", async () => {
+    const watch = await browser.newPage();
+    const ranges = [];
+    watch.on("response", (r) => { if (r.url().includes("/media/") && r.status() === 206) ranges.push(r.headers()["content-range"]); });
+    await watch.goto(`${base}/v/${videoId}`);
+    const video = watch.locator("video");
+    await video.evaluate((v) => { v.muted = true; return v.play(); });
+    await watch.waitForFunction(() => document.querySelector("video").currentTime > 0.5, null, { timeout: 15_000 });
+    await video.evaluate((v) => { v.currentTime = 4; });
+    await watch.waitForFunction(() => document.querySelector("video").currentTime >= 4, null, { timeout: 15_000 });
+    assert.ok(ranges.length > 0, "no 206 answer to a Range request was seen");
+    assert.match(ranges[0], /^bytes \d+-\d+\/\d+$/);
+    await watch.screenshot({ path: join(shots, "04-watch-playing.png") });
+    await watch.close();
+  });
+
+  await t.test("rename", async () => {
+    const item = page.locator(`.video[data-id="${videoId}"]`);
+    await item.getByRole("button", { name: "Rename" }).click();
+    await page.getByLabel("Title").fill("Lab meeting, week 3");
+    await page.screenshot({ path: join(shots, "05-rename-dialog.png") });
+    await page.locator("#rename-dialog").getByRole("button", { name: "Save" }).click();
+    await item.locator(".video-title", { hasText: "Lab meeting, week 3" }).waitFor();
+    assert.equal((await api(token, "GET", `/api/video/${videoId}`)).body.video.title, "Lab meeting, week 3");
+  });
+
+  await t.test("protect with a password; a fresh browser must enter it", async () => {
+    const item = page.locator(`.video[data-id="${videoId}"]`);
+    await item.getByRole("button", { name: "Password" }).click();
+    await page.getByLabel("New password").fill("correct horse");
+    await page.locator("#password-dialog").getByRole("button", { name: "Set password" }).click();
+    await item.locator(".locked").waitFor({ state: "visible" });
+
+    const stranger = await browser.newContext();
+    const gate = await stranger.newPage();
+    await gate.goto(`${base}/v/${videoId}`);
+    assert.equal(await gate.locator("video").count(), 0, "the video shows before the password");
+    await gate.getByLabel("Password").fill("wrong");
+    await gate.getByRole("button", { name: "Watch" }).click();
+    await gate.getByRole("alert").filter({ hasText: "not right" }).waitFor();
+    await gate.screenshot({ path: join(shots, "06-password-refused.png") });
+    await gate.getByLabel("Password").fill("correct horse");
+    await gate.getByRole("button", { name: "Watch" }).click();
+    await gate.locator("video").waitFor();
+    await gate.locator("video").evaluate((v) => { v.muted = true; return v.play(); });
+    await gate.waitForFunction(() => document.querySelector("video").currentTime > 0.3, null, { timeout: 15_000 });
+    await gate.screenshot({ path: join(shots, "07-password-accepted.png") });
+    await stranger.close();
+  });
+
+  await t.test("an embed setting shows in the preview and the embed page", async () => {
+    // A protected video's preview shows the password form, as a viewer's would: open it first.
+    const item = page.locator(`.video[data-id="${videoId}"]`);
+    await item.getByRole("button", { name: "Password" }).click();
+    await page.locator("#password-dialog").getByRole("button", { name: "Remove password" }).click();
+    await item.locator(".locked").waitFor({ state: "hidden" });
+    await item.getByRole("button", { name: "Embed settings" }).click();
+    const preview = item.frameLocator("iframe");
+    // Attached, not visible: a narrow player hides the speed menu to make room.
+    await preview.locator(".ctl-speed").waitFor({ state: "attached" });
+    await item.getByLabel("Speed").uncheck();
+    await preview.locator(".controls").waitFor({ state: "attached" });
+    await page.waitForFunction((id) => {
+      const f = document.querySelector(`.video[data-id="${id}"] iframe`);
+      return f && f.contentDocument && f.contentDocument.querySelector(".controls") && !f.contentDocument.querySelector(".ctl-speed");
+    }, videoId, { timeout: 10_000 });
+    const settings = (await api(token, "GET", `/api/video/${videoId}/embed-settings`)).body.embedSettings;
+    assert.equal(settings.controlOptions.showSpeed, false);
+    await page.screenshot({ path: join(shots, "08-embed-settings.png"), fullPage: true });
+
+    const embed = await browser.newPage({ viewport: { width: 640, height: 360 } });
+    await embed.goto(`${base}/embed/${videoId}`);
+    assert.equal(await embed.locator(".ctl-speed").count(), 0);
+    assert.equal(await embed.locator(".ctl-play").count(), 1);
+    await embed.locator(".ctl-play").click();
+    await embed.waitForFunction(() => document.querySelector("video").currentTime > 0.3, null, { timeout: 15_000 });
+    await embed.screenshot({ path: join(shots, "09-embed-page.png") });
+    await embed.close();
+  });
+
+  await t.test("delete with confirmation", async () => {
+    const item = page.locator(`.video[data-id="${videoId}"]`);
+    await item.getByRole("button", { name: "Delete" }).click();
+    await page.screenshot({ path: join(shots, "10-delete-confirm.png") });
+    await page.locator("#delete-dialog").getByRole("button", { name: "Delete" }).click();
+    await item.waitFor({ state: "detached" });
+    assert.equal((await api(token, "GET", `/api/video/${videoId}`)).status, 404);
+    await page.screenshot({ path: join(shots, "11-deleted.png"), fullPage: true });
+  });
+
+  await t.test("sign out clears the token", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#signin").waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("flare.token")), null);
+  });
+  await page.close();
+});
+
+test("refusals during upload are explained, and the page stays usable on a phone", async () => {
+  const token = flare("token", "create", "--name", "phone");
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await signIn(page, token);
+  await page.locator("#app").waitFor();
+  await page.setInputFiles("#files", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a video") });
+  await page.locator(".upload-error", { hasText: "not a supported video type" }).waitFor();
+  await page.setInputFiles("#files", { name: "empty.mp4", mimeType: "video/mp4", buffer: Buffer.alloc(0) });
+  await page.locator(".upload-error", { hasText: "empty" }).waitFor();
+  const { body } = await api(token, "GET", "/api/videos");
+  assert.equal(body.videos.length, 0, "a refused upload left a video record behind");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, "the page scrolls sideways on a phone");
+  await page.screenshot({ path: join(shots, "12-phone-refusals.png"), fullPage: true });
+  await page.close();
+});
