@@ -333,3 +333,45 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `flare fsck`: the report on stdout; `Ok(false)` when something is still wrong.
+pub fn fsck(settings: Settings, verify: bool, repair: bool, as_json: bool) -> Result<bool, String> {
+    let app = AppState::open(settings, None)?;
+    let report = crate::fsck::check(&app, &crate::fsck::Options { verify, repair })?;
+    let mut out = std::io::stdout().lock();
+    let text = if as_json {
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    } else {
+        let mut lines: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}{} {}{}: {}",
+                    if p.repaired { "repaired " } else { "" },
+                    p.kind,
+                    p.video_id.as_deref().unwrap_or("-"),
+                    p.path
+                        .as_deref()
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default(),
+                    p.detail
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{} videos, {} files, {} bytes re-hashed: {}",
+            report.videos,
+            report.files,
+            report.bytes_verified,
+            match (report.problems.len(), report.ok) {
+                (0, _) => "all consistent".to_string(),
+                (n, true) => format!("{n} problem(s), all repaired"),
+                (n, false) => format!("{n} problem(s); run with --repair to fix what can be fixed"),
+            }
+        ));
+        lines.join("\n")
+    };
+    writeln!(out, "{text}").map_err(|e| e.to_string())?;
+    Ok(report.ok)
+}

@@ -35,6 +35,18 @@ pub enum Command {
     /// List, show and delete videos (works while a server runs).
     #[command(subcommand)]
     Video(VideoCommand),
+    /// Compare the database with the files; exit 1 when something is wrong.
+    Fsck {
+        /// Re-hash every object and compare it with its recorded sha256.
+        #[arg(long)]
+        verify: bool,
+        /// Fix what can be fixed without losing data: orphans move to DATA_DIR/lost+found.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

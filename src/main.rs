@@ -12,7 +12,8 @@ use flare::{admin, logging};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -20,16 +21,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// `Ok(false)`: the command ran and found something wrong (fsck).
+fn run(cli: Cli) -> Result<bool, String> {
     let settings = load_settings(&cli)?;
     logging::init(settings.log_level);
     match cli.command {
-        Command::Serve(_) => actix_web::rt::System::new().block_on(async {
-            let app = Application::build(settings).await?;
-            app.run_until_stopped().await.map_err(|e| e.to_string())
-        }),
-        Command::Token(cmd) => admin::token(&settings, cmd),
-        Command::Video(cmd) => admin::video(settings, cmd),
+        Command::Serve(_) => actix_web::rt::System::new()
+            .block_on(async {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await.map_err(|e| e.to_string())
+            })
+            .map(|()| true),
+        Command::Token(cmd) => admin::token(&settings, cmd).map(|()| true),
+        Command::Video(cmd) => admin::video(settings, cmd).map(|()| true),
+        Command::Fsck {
+            verify,
+            repair,
+            json,
+        } => admin::fsck(settings, verify, repair, json),
     }
 }
 

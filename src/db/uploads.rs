@@ -73,3 +73,17 @@ pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool>
     )?;
     Ok(n > 0)
 }
+
+/// Upload URLs never used and expired before `before`.
+pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY created_at"
+    ))?;
+    let rows = stmt.query_map([before], from_row)?;
+    rows.collect()
+}
+
+pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
+    Ok(())
+}

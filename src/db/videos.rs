@@ -175,3 +175,35 @@ pub fn mark_ready(
     )?;
     Ok(())
 }
+
+/// Every video row, deleting ones included, for `fsck`.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM videos ORDER BY seq"))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.collect()
+}
+
+/// Back to `pending`: the record of an object that is gone.
+pub fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
+         sha256 = NULL, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Makes the record describe the file as it is on disk.
+pub fn set_size_and_digest(
+    conn: &Connection,
+    id: &str,
+    size: u64,
+    sha256: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE videos SET size = ?2, sha256 = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, size as i64, sha256, now],
+    )?;
+    Ok(())
+}

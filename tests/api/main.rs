@@ -3,6 +3,7 @@
 mod cli;
 mod errors;
 mod examples;
+mod fsck;
 mod helpers;
 mod media;
 mod openapi;

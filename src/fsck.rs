@@ -1,0 +1,266 @@
+//! `flare fsck`: compares the database with the files and, with `--repair`, mends what can be
+//! mended without losing data (orphans go to `lost+found/`, never to the bin).
+
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::db;
+use crate::startup::AppState;
+use crate::storage::ObjectKey;
+use crate::time::now_ms;
+
+/// A temp file untouched this long belongs to no live upload (the idle timeout is far shorter).
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// An open upload row this long past its expiry can no longer be used by anyone.
+const STALE_UPLOAD_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// `database-corrupt`, `missing-file`, `size-mismatch`, `sha256-mismatch`, `orphan-file`,
+    /// `unfinished-delete`, `stale-upload`, `temp-file`.
+    pub kind: &'static str,
+    pub video_id: Option<String>,
+    /// Relative to the data folder.
+    pub path: Option<String>,
+    pub detail: String,
+    pub repaired: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub ok: bool,
+    pub videos: usize,
+    pub files: usize,
+    pub bytes_verified: u64,
+    pub problems: Vec<Problem>,
+}
+
+pub struct Options {
+    /// Re-hash every object and compare with the recorded sha256.
+    pub verify: bool,
+    pub repair: bool,
+}
+
+/// Runs every check. Blocking; safe beside a running server (it only moves files that no live
+/// upload or record can be using).
+pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
+    let mut report = Report::default();
+    let now = now_ms();
+    let sql = |e: rusqlite::Error| format!("database: {e}");
+    let io = |e: std::io::Error| format!("files: {e}");
+
+    let integrity: String = app
+        .db
+        .call(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        .map_err(sql)?;
+    if integrity != "ok" {
+        report.problems.push(problem(
+            "database-corrupt",
+            None,
+            Some("flare.db"),
+            integrity,
+            false,
+        ));
+    }
+
+    let videos = app.db.call(|c| db::videos::all(c)).map_err(sql)?;
+    report.videos = videos.len();
+    // Files of a video being deleted are that deletion's business, reported once above.
+    let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
+
+    for v in &videos {
+        if v.status == "deleting" {
+            let mut fixed = false;
+            if opts.repair {
+                app.storage.remove_video(&v.id).map_err(io)?;
+                app.db
+                    .call(|c| db::videos::finish_delete(c, &v.id))
+                    .map_err(sql)?;
+                fixed = true;
+            }
+            report.problems.push(problem(
+                "unfinished-delete",
+                Some(&v.id),
+                None,
+                "a deletion was interrupted; the server finishes it at start-up".into(),
+                fixed,
+            ));
+            continue;
+        }
+        let (Some(name), "ready") = (&v.object_name, v.status.as_str()) else {
+            continue;
+        };
+        let key = ObjectKey {
+            video_id: v.id.clone(),
+            file_name: name.clone(),
+        };
+        let path = format!("objects/{}/composite/{}", v.id, name);
+        match app.storage.size_of(&key).map_err(io)? {
+            None => {
+                if opts.repair {
+                    app.db
+                        .call(|c| db::videos::mark_pending(c, &v.id, now))
+                        .map_err(sql)?;
+                }
+                report.problems.push(problem(
+                    "missing-file",
+                    Some(&v.id),
+                    Some(&path),
+                    "the record says ready but the file is gone; repair sets the video back to pending".into(),
+                    opts.repair,
+                ));
+            }
+            Some(size) => {
+                let recorded = v.size.unwrap_or(-1);
+                let digest = if opts.verify || recorded != size as i64 {
+                    let d = app.storage.sha256_of(&key).map_err(io)?;
+                    report.bytes_verified += size;
+                    Some(d)
+                } else {
+                    None
+                };
+                let digest_differs = digest
+                    .as_ref()
+                    .is_some_and(|d| Some(d) != v.sha256.as_ref());
+                if recorded != size as i64 || digest_differs {
+                    let kind = if recorded != size as i64 {
+                        "size-mismatch"
+                    } else {
+                        "sha256-mismatch"
+                    };
+                    let actual = digest.clone().unwrap_or_default();
+                    if opts.repair {
+                        app.db
+                            .call(|c| db::videos::set_size_and_digest(c, &v.id, size, &actual, now))
+                            .map_err(sql)?;
+                    }
+                    report.problems.push(problem(
+                        kind,
+                        Some(&v.id),
+                        Some(&path),
+                        format!(
+                            "recorded {recorded} bytes, sha256 {}; on disk {size} bytes, sha256 {actual}; repair records what is on disk",
+                            v.sha256.as_deref().unwrap_or("-")
+                        ),
+                        opts.repair,
+                    ));
+                }
+            }
+        }
+    }
+
+    let files = app.storage.inventory().map_err(io)?;
+    report.files = files.len();
+    for f in &files {
+        // Any file in a video's folder is reachable at its own public URL.
+        if f.key
+            .as_ref()
+            .is_some_and(|k| owners.contains(k.video_id.as_str()))
+        {
+            continue;
+        }
+        let rel = format!("objects/{}", f.path.display());
+        let moved = if opts.repair {
+            Some(app.storage.to_lost_found(&f.path, false).map_err(io)?)
+        } else {
+            None
+        };
+        report.problems.push(problem(
+            "orphan-file",
+            f.key.as_ref().map(|k| k.video_id.as_str()),
+            Some(&rel),
+            match &moved {
+                Some(to) => format!(
+                    "{} bytes that no video owns; moved to {}",
+                    f.size,
+                    to.display()
+                ),
+                None => format!(
+                    "{} bytes that no video owns; repair moves it to lost+found/",
+                    f.size
+                ),
+            },
+            moved.is_some(),
+        ));
+    }
+
+    let stale = app
+        .db
+        .call(|c| db::uploads::stale(c, now - STALE_UPLOAD_MS))
+        .map_err(sql)?;
+    for u in stale {
+        if opts.repair {
+            app.db
+                .call(|c| db::uploads::remove(c, &u.id))
+                .map_err(sql)?;
+        }
+        report.problems.push(problem(
+            "stale-upload",
+            Some(&u.video_id),
+            None,
+            format!(
+                "upload URL {} expired unused on {}; repair forgets it",
+                u.id,
+                crate::time::iso8601(u.expires_at)
+            ),
+            opts.repair,
+        ));
+    }
+
+    for t in app.storage.temp_files().map_err(io)? {
+        let stale = t.age >= STALE_TEMP;
+        let moved = if opts.repair && stale {
+            Some(
+                app.storage
+                    .to_lost_found(std::path::Path::new(&t.name), true)
+                    .map_err(io)?,
+            )
+        } else {
+            None
+        };
+        report.problems.push(problem(
+            "temp-file",
+            None,
+            Some(&format!("tmp/{}", t.name)),
+            match (&moved, stale) {
+                (Some(to), _) => format!(
+                    "{} bytes left by an unfinished upload; moved to {}",
+                    t.size,
+                    to.display()
+                ),
+                (None, true) => format!(
+                    "{} bytes left by an unfinished upload; repair moves it to lost+found/",
+                    t.size
+                ),
+                (None, false) => format!(
+                    "{} bytes, written {} s ago: an upload may still be running",
+                    t.size,
+                    t.age.as_secs()
+                ),
+            },
+            moved.is_some(),
+        ));
+    }
+
+    report.ok = report.problems.iter().all(|p| p.repaired);
+    Ok(report)
+}
+
+fn problem(
+    kind: &'static str,
+    video_id: Option<&str>,
+    path: Option<&str>,
+    detail: String,
+    repaired: bool,
+) -> Problem {
+    Problem {
+        kind,
+        video_id: video_id.map(String::from),
+        path: path.map(String::from),
+        detail,
+        repaired,
+    }
+}
