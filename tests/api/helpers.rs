@@ -96,42 +96,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
-            self.port
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let chunked = headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
-        let has_length = headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
-        if !chunked
-            && !has_length
-            && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH"))
-        {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        let res = self.raw(&bytes);
-        crate::openapi::check(method, path, &res);
-        res
-    }
-
-    /// Writes these bytes, then reads the answer to the end.
-    pub fn raw(&self, bytes: &[u8]) -> Response {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        // The server may answer and close before taking everything (a 413, say): keep going.
-        let _ = stream.write_all(bytes);
-        read_response(&mut stream)
+        send_to(self.port, method, path, headers, body)
     }
 
     /// Authenticated JSON request with the all-scopes token.
@@ -337,4 +302,130 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 pub fn read_key(data_dir: &Path) -> ring::hmac::Key {
     flare::signing::key_from_bytes(&std::fs::read(data_dir.join("signing.key")).unwrap())
+}
+
+/// One request on its own connection to a server on this port; the response is checked against
+/// the OpenAPI document.
+pub fn send_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+    let has_length = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    if !chunked && !has_length && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    let res = raw_to(port, &bytes);
+    crate::openapi::check(method, path, &res);
+    res
+}
+
+/// Writes these bytes, then reads the answer to the end.
+pub fn raw_to(port: u16, bytes: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // The server may answer and close before taking everything (a 413, say): keep going.
+    let _ = stream.write_all(bytes);
+    read_response(&mut stream)
+}
+
+/// The flare binary serving a data folder in a child process, for tests that kill it or read
+/// its log. Its stderr is collected line by line.
+pub struct Node {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Node {
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FLARE_DATA_DIR", data_dir)
+            .env("FLARE_LOG_LEVEL", "info")
+            .env_remove("FLARE_CONFIG")
+            .envs(env.iter().copied())
+            .current_dir(data_dir.parent().unwrap())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("flare serve did not start");
+        Node { child, port, log }
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        send_to(self.port, method, path, headers, body)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `flare ARGS…` on a data folder; its stdout.
+pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
+        .args(args)
+        .env("FLARE_DATA_DIR", data_dir)
+        .env_remove("FLARE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "flare {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,6 +1,8 @@
 //! Black-box tests over real HTTP against the application the binary runs.
 
 mod cli;
+mod concurrency;
+mod crash;
 mod errors;
 mod examples;
 mod fsck;
@@ -8,6 +10,7 @@ mod helpers;
 mod media;
 mod openapi;
 mod pages;
+mod security;
 mod tokens;
 mod uploads;
 mod videos;
