@@ -125,7 +125,7 @@ fn a_killed_server_loses_nothing_it_acknowledged_and_shows_nothing_partial() {
     let report: Value =
         serde_json::from_str(&flare_cli(&data, &["fsck", "--verify", "--json"])).unwrap();
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["bytesVerified"].as_u64().unwrap() > 0, true);
+    assert!(report["bytesVerified"].as_u64().unwrap() > 0);
 
     // The same URLs take the retry.
     for &i in &interrupted {
