@@ -22,6 +22,8 @@ pub struct RawSettings {
     pub max_upload_url_ttl: Option<String>,
     pub cors_allowed_origins: Option<Vec<String>>,
     pub sync_uploads: Option<bool>,
+    pub disk_reserve_bytes: Option<u64>,
+    pub upload_idle_timeout: Option<String>,
     pub log_level: Option<String>,
 }
 
@@ -36,6 +38,8 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("max_upload_url_ttl", "FLARE_MAX_UPLOAD_URL_TTL"),
     ("cors_allowed_origins", "FLARE_CORS_ALLOWED_ORIGINS"),
     ("sync_uploads", "FLARE_SYNC_UPLOADS"),
+    ("disk_reserve_bytes", "FLARE_DISK_RESERVE_BYTES"),
+    ("upload_idle_timeout", "FLARE_UPLOAD_IDLE_TIMEOUT"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -81,6 +85,11 @@ impl RawSettings {
                         _ => return Err(bad("true or false")),
                     })
                 }
+                "disk_reserve_bytes" => {
+                    raw.disk_reserve_bytes =
+                        Some(value.trim().parse().map_err(|_| bad("a number of bytes"))?)
+                }
+                "upload_idle_timeout" => raw.upload_idle_timeout = Some(value),
                 "log_level" => raw.log_level = Some(value),
                 _ => unreachable!("ENV_VARS lists only known keys"),
             }
@@ -100,6 +109,8 @@ impl RawSettings {
             max_upload_url_ttl: over.max_upload_url_ttl.or(self.max_upload_url_ttl),
             cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
             sync_uploads: over.sync_uploads.or(self.sync_uploads),
+            disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
+            upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             log_level: over.log_level.or(self.log_level),
         }
     }
@@ -120,6 +131,10 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// fsync each upload before it is renamed into place.
     pub sync_uploads: bool,
+    /// Free space kept back: a presign whose declared size would eat into it is refused (507).
+    pub disk_reserve_bytes: u64,
+    /// An upload whose body stalls this long is cut off.
+    pub upload_idle_timeout_secs: u64,
     pub log_level: log::LevelFilter,
 }
 
@@ -185,6 +200,12 @@ impl Settings {
             max_upload_url_ttl_secs,
             cors_allowed_origins: origins,
             sync_uploads: raw.sync_uploads.unwrap_or(true),
+            disk_reserve_bytes: raw.disk_reserve_bytes.unwrap_or(256 * 1024 * 1024),
+            upload_idle_timeout_secs: duration_key(
+                "upload_idle_timeout",
+                raw.upload_idle_timeout.as_deref(),
+                "60s",
+            )?,
             log_level,
         })
     }
@@ -237,6 +258,8 @@ mod tests {
         assert_eq!(s.upload_url_ttl_secs, 3600);
         assert_eq!(s.max_upload_url_ttl_secs, 604_800);
         assert!(s.sync_uploads);
+        assert_eq!(s.disk_reserve_bytes, 268_435_456);
+        assert_eq!(s.upload_idle_timeout_secs, 60);
         assert!(s.cors_allowed_origins.is_empty());
         // The shipped flare.toml states the same defaults.
         let sample = RawSettings::from_file(Path::new(concat!(

@@ -35,7 +35,10 @@ pub enum ApiError {
     RangeNotSatisfiable {
         size: u64,
     },
-    InsufficientStorage,
+    /// The disk is full (or would be); the message says what did not fit, when known.
+    InsufficientStorage(Option<String>),
+    /// A client stopped sending its body for longer than the idle timeout.
+    Timeout(String),
     /// The cause goes to the log; the client sees an opaque message.
     Internal(String),
 }
@@ -61,7 +64,8 @@ impl ApiError {
             ApiError::TooLarge(_) => "too-large",
             ApiError::ContentTypeMismatch { .. } => "content-type-mismatch",
             ApiError::RangeNotSatisfiable { .. } => "range-not-satisfiable",
-            ApiError::InsufficientStorage => "insufficient-storage",
+            ApiError::InsufficientStorage(_) => "insufficient-storage",
+            ApiError::Timeout(_) => "request-timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -85,7 +89,8 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ContentTypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,9 +140,10 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { size } => {
                 format!("the requested range is outside the object's {size} bytes")
             }
-            ApiError::InsufficientStorage => {
+            ApiError::InsufficientStorage(None) => {
                 "the server's disk is full; nothing was stored, try again later".into()
             }
+            ApiError::InsufficientStorage(Some(m)) | ApiError::Timeout(m) => m.clone(),
             ApiError::Internal(_) => "the server failed; the cause is in its log".into(),
         }
     }
@@ -149,7 +155,7 @@ impl ApiError {
 
     pub fn from_io(what: &str, err: std::io::Error) -> ApiError {
         if is_disk_full(&err) {
-            ApiError::InsufficientStorage
+            ApiError::InsufficientStorage(None)
         } else {
             ApiError::internal(what, err)
         }
@@ -171,7 +177,11 @@ impl fmt::Display for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
-        ApiError::internal("database", err)
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            ApiError::InsufficientStorage(None)
+        } else {
+            ApiError::internal("database", err)
+        }
     }
 }
 
@@ -183,7 +193,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Internal(cause) => log::error!("internal error: {cause}"),
-            ApiError::InsufficientStorage => log::warn!("refused a write: disk full"),
+            ApiError::InsufficientStorage(_) => log::warn!("refused a write: disk full"),
             _ => {}
         }
         let mut res = HttpResponse::build(self.status());

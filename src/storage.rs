@@ -202,6 +202,19 @@ pub struct TempEntry {
 }
 
 impl Storage {
+    /// Bytes an unprivileged writer can still put on the file system holding the data. Blocking.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.objects.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid C string and `stat` a properly sized, writable struct.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+    }
+
     /// Every file under `objects/`. Blocking.
     pub fn inventory(&self) -> io::Result<Vec<Found>> {
         let mut out = Vec::new();

@@ -85,15 +85,29 @@ pub async fn presign(
         upload_id: row.id.clone(),
         token_id: row.token_id.clone(),
     };
+    let storage = app.storage.clone();
+    let reserve = settings.disk_reserve_bytes;
     app.db
         .run(move |conn| {
-            if !db::videos::exists(conn, &row.video_id)? {
-                return Err(ApiError::NotFound(format!(
-                    "there is no video with id `{}`",
-                    row.video_id
-                )));
+            // One write transaction: two presigns cannot both be promised the same free space.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !db::videos::exists(&tx, &row.video_id)? {
+                return Err(ApiError::NotFound(format!("there is no video with id `{}`", row.video_id)));
             }
-            db::uploads::insert(conn, &row)?;
+            if row.exact_size {
+                // Refuse up front what cannot fit, counting what open URLs were promised.
+                let free = storage.free_bytes().map_err(|e| ApiError::from_io("reading free space", e))?;
+                let promised = db::uploads::declared_open_bytes(&tx, now)?;
+                if row.byte_limit.saturating_add(reserve).saturating_add(promised) > free {
+                    return Err(ApiError::InsufficientStorage(Some(format!(
+                        "the server cannot hold {} more bytes: {free} are free, {reserve} are kept in reserve \
+                         and {promised} are promised to uploads in progress",
+                        row.byte_limit
+                    ))));
+                }
+            }
+            db::uploads::insert(&tx, &row)?;
+            tx.commit()?;
             Ok(())
         })
         .await?;
@@ -184,7 +198,22 @@ where
         .writer()
         .await
         .map_err(|e| ApiError::from_io("creating a temp file", e))?;
-    while let Some(chunk) = body.next().await {
+    let idle = std::time::Duration::from_secs(app.settings.upload_idle_timeout_secs);
+    loop {
+        let next = tokio::time::timeout(idle, body.next()).await.map_err(|_| {
+            log::info!(
+                "upload {} cut off: no data for {} s after {} bytes",
+                grant.upload_id,
+                idle.as_secs(),
+                writer.written()
+            );
+            ApiError::Timeout(format!(
+                "no data arrived for {} s after {} bytes; nothing was stored, start the upload again",
+                idle.as_secs(),
+                writer.written()
+            ))
+        })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             log::info!(
                 "upload {} aborted after {} bytes: {e}",

@@ -87,3 +87,13 @@ pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
     Ok(())
 }
+
+/// Bytes promised to upload URLs that declared a size and are still open.
+pub fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1",
+        [now],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+}

@@ -37,7 +37,8 @@ impl TestApp {
         TestApp::start(self.dir, |_| {})
     }
 
-    fn start(dir: TempDir, tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
+    /// flare on `dir/data`, which the test may have prepared (a small file system, say).
+    pub fn start(dir: TempDir, tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
         let mut raw = RawSettings {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data")),

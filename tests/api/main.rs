@@ -5,6 +5,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod examples;
+mod faults;
 mod fsck;
 mod helpers;
 mod media;
