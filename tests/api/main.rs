@@ -9,6 +9,7 @@ mod faults;
 mod fsck;
 mod helpers;
 mod media;
+mod names;
 mod openapi;
 mod pages;
 mod security;
