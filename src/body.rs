@@ -47,6 +47,11 @@ impl JsonObject {
     pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<JsonObject, ApiError> {
         parse_object(&read_limited(req, payload, JSON_LIMIT).await?)
     }
+
+    /// Parses a body already read: an object, or `invalid-json`.
+    pub fn parse(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+        parse_object(bytes)
+    }
 }
 
 fn parse_object(buf: &[u8]) -> Result<JsonObject, ApiError> {

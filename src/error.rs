@@ -25,7 +25,8 @@ pub enum ApiError {
     UrlExpired,
     SignatureMismatch(&'static str),
     NotFound(String),
-    MethodNotAllowed,
+    /// With the methods the path does take, for the `Allow` header.
+    MethodNotAllowed(String),
     Conflict(String),
     UrlUsed,
     TooLarge(String),
@@ -58,7 +59,7 @@ impl ApiError {
             ApiError::UrlExpired => "url-expired",
             ApiError::SignatureMismatch(_) => "signature-mismatch",
             ApiError::NotFound(_) => "not-found",
-            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::MethodNotAllowed(_) => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::UrlUsed => "url-used",
             ApiError::TooLarge(_) => "too-large",
@@ -84,7 +85,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::UrlUsed => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ContentTypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -128,7 +129,7 @@ impl ApiError {
             ApiError::SignatureMismatch(why) => {
                 format!("the upload URL's signature does not match: {why}")
             }
-            ApiError::MethodNotAllowed => "this method is not allowed on this path".into(),
+            ApiError::MethodNotAllowed(_) => "this method is not allowed on this path".into(),
             ApiError::UrlUsed => {
                 "this upload URL has already stored an object; ask for a new one".into()
             }
@@ -213,6 +214,10 @@ impl ResponseError for ApiError {
             }
             ApiError::RangeNotSatisfiable { size } => {
                 res.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            // RFC 9110 §15.5.6: a 405 lists what the path does take.
+            ApiError::MethodNotAllowed(allow) => {
+                res.insert_header((header::ALLOW, allow.clone()));
             }
             // RFC 9110 §11.6.1: a 401 names how to authenticate; here, a password form.
             ApiError::PasswordRequired { video_id } => {

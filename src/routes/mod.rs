@@ -103,8 +103,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in endpoints() {
         let mut resource = web::resource(endpoint.path);
         if !endpoint.any_method {
-            resource = resource.default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+            let allow = endpoint
+                .methods()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            resource = resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }
             }));
         }
         for (_, route) in endpoint.routes {

@@ -34,6 +34,10 @@ fn unknown_paths_and_methods_get_json_errors() {
         let res = app.send(method, path, &[], b"");
         assert_eq!(res.status, 405, "{method} {path}");
         assert_eq!(res.error_code(), "method-not-allowed");
+        assert!(
+            res.header("allow").is_some_and(|a| !a.is_empty()),
+            "{method} {path}: no Allow header"
+        );
     }
 }
 
