@@ -179,3 +179,23 @@ fn many_silent_connections_do_not_starve_others() {
     );
     drop(silent);
 }
+
+#[test]
+fn expect_continue_over_the_limit_gets_413_without_sending_the_body() {
+    let app = TestApp::spawn_with(|s| s.max_upload_bytes = Some(1000));
+    let id = app.create_video("demo.mp4");
+    let p = app.presign(json!({ "videoId": id, "fileName": "demo.mp4" }));
+    let url = app.local(p["uploadUrl"].as_str().unwrap());
+    let mut s = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "PUT {url} HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\nContent-Length: 10000000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    // Not one byte of body is sent: the final answer must come anyway.
+    let res = crate::helpers::read_response(&mut s);
+    assert_eq!(res.status, 413);
+    assert_eq!(res.error_code(), "too-large");
+    assert!(app.temp_files_settled().is_empty());
+}
