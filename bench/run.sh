@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# flare against nginx (dav PUT + secure_link + sendfile, from ../shared/peers/nginx) on the same
+# machine in the same run, run by run alternately, reported as medians and ratios.
+#
+#   bench/run.sh           full run: 1 GiB objects, 5 runs each (tens of minutes)
+#   bench/run.sh --smoke   small sizes, one run each: checks that the harness works (CI runs it)
+#
+# Measures: ingest (PUT through a signed URL; flare with and without sync, nginx, and dd with and
+# without fdatasync as the disk's limit), serve (GET of the whole object, the loopback limit from
+# a no-disk source, and random 1 MiB Range GETs at 32 connections), presign requests/s against
+# the framework's trivial handler (/healthz), and flare's peak RSS during 16 concurrent uploads
+# and 200 slow Range readers. Installs nginx-light, wrk and curl when missing. Loopback only.
+# The report goes to stdout and bench/results/LAST.md (smoke: bench/results/SMOKE.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMOKE=0; [ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ $SMOKE = 1 ]; then MIB=32; RUNS=1; SECS=2; MEM_MIB=8; READERS=40; else MIB=1024; RUNS=5; SECS=10; MEM_MIB=1024; READERS=200; fi
+PEERS=${FLARE_PEERS:-$ROOT/../shared/peers}
+PORT=${BENCH_PORT:-18700}   # flare sync, flare no-sync, nginx, source: PORT..PORT+3
+
+have() { command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=(); for t in nginx wrk curl openssl; do have $t || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=(); for t in "${missing[@]}"; do [ "$t" = nginx ] && pkgs+=(nginx-light) || pkgs+=("$t"); done
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
+fi
+[ -x "$PEERS/nginx/start.sh" ] || { echo "nginx peer not found at $PEERS/nginx (set FLARE_PEERS)"; exit 1; }
+
+cargo build --release --quiet
+BIN=$ROOT/target/release/flare
+W=$(mktemp -d "${TMPDIR:-/tmp}/flare-bench.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+spread() { sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s–%s", lo, hi}'; }
+mibs() { awk '{printf "%.0f\n", $1/1048576}'; }
+
+# --- servers -------------------------------------------------------------------------------
+start_flare() { # NAME PORT SYNC -> sets $PID_<NAME>, waits until it listens
+  local name=$1 port=$2 sync=$3
+  mkdir -p "$W/$name"
+  FLARE_DATA_DIR="$W/$name/data" FLARE_SYNC_UPLOADS=$sync FLARE_LOG_LEVEL=warn \
+    FLARE_MAX_UPLOAD_BYTES=$((64 << 30)) FLARE_DISK_RESERVE_BYTES=0 \
+    "$BIN" serve --listen "127.0.0.1:$port" 2>>"$W/$name.log" &
+  PIDS+=($!); eval "PID_$name=$!"
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+  echo "flare ($name) did not start"; cat "$W/$name.log"; exit 1
+}
+token_for() { FLARE_DATA_DIR="$W/$1/data" "$BIN" token create --name bench 2>/dev/null; }
+json_get() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+flare_url() { # NAME PORT TOKEN FILE -> "UPLOAD_URL PUBLIC_PATH"
+  local port=$2 tok=$3 file=$4 id p
+  id=$(curl -sf "http://127.0.0.1:$port/api/video/create" -H "Authorization: Bearer $tok" -d "{\"fileName\":\"$file\"}" | json_get '["video"]["id"]')
+  p=$(curl -sf "http://127.0.0.1:$port/api/video/upload/presign" -H "Authorization: Bearer $tok" -d "{\"videoId\":\"$id\",\"fileName\":\"$file\"}")
+  echo "$(echo "$p" | json_get '["uploadUrl"]') /media/$id/composite/$file"
+}
+
+start_flare sync $PORT true
+start_flare nosync $((PORT + 1)) false
+TOK_SYNC=$(token_for sync); TOK_NOSYNC=$(token_for nosync)
+"$PEERS/nginx/start.sh" $((PORT + 2)) "$W/nginx" 2>"$W/nginx.log" & PIDS+=($!)
+python3 "$ROOT/bench/http-source.py" $((PORT + 3)) & PIDS+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$((PORT + 2))/health" >/dev/null && break; sleep 0.1; done
+
+SRC="$W/src.bin"
+head -c $((MIB << 20)) /dev/urandom > "$SRC"; cat "$SRC" >/dev/null   # page-cached source
+
+put_rate() { curl -sS -o /dev/null -H 'Expect:' -H 'Content-Type: video/mp4' -w '%{speed_upload}\n' -T "$SRC" "$1" | mibs; }
+get_rate() { curl -sS -o /dev/null -w '%{speed_download}\n' "$1" | mibs; }
+dd_rate() { dd if=/dev/zero of="$W/dd.bin" bs=1M count=$MIB "$@" 2>&1 | awk '/copied/{for(i=1;i<=NF;i++) if($i=="copied,") s=$(i+1); printf "%.0f\n", $1/s/1048576}'; rm -f "$W/dd.bin"; }
+
+# --- 1. ingest -----------------------------------------------------------------------------
+declare -A R
+echo "# ingest: PUT of $MIB MiB, $RUNS runs each, alternating" >&2
+for run in $(seq $RUNS); do
+  read -r u _ < <(flare_url sync $PORT "$TOK_SYNC" "in$run.mp4"); sync
+  R[in_sync]+="$(put_rate "$u") "
+  read -r u _ < <(flare_url nosync $((PORT + 1)) "$TOK_NOSYNC" "in$run.mp4"); sync
+  R[in_nosync]+="$(put_rate "$u") "
+  u=$(SECRET=bench-secret "$PEERS/nginx/sign.sh" PUT "/files/in$run.bin" 600); sync
+  R[in_nginx]+="$(put_rate "http://127.0.0.1:$((PORT + 2))$u") "
+  sync; R[dd_sync]+="$(dd_rate conv=fdatasync) "
+  sync; R[dd]+="$(dd_rate) "
+done
+
+# --- 2. serve ------------------------------------------------------------------------------
+echo "# serve: GET of $MIB MiB; random 1 MiB ranges at 32 connections for $SECS s" >&2
+read -r u FPATH < <(flare_url nosync $((PORT + 1)) "$TOK_NOSYNC" "serve.mp4")
+put_rate "$u" >/dev/null
+u=$(SECRET=bench-secret "$PEERS/nginx/sign.sh" PUT /files/serve.bin 600); put_rate "http://127.0.0.1:$((PORT + 2))$u" >/dev/null
+NGET=$(SECRET=bench-secret "$PEERS/nginx/sign.sh" GET /files/serve.bin 3600)
+cat "$W/nosync/data/objects/"*/composite/serve.mp4 "$W/nginx/files/serve.bin" >/dev/null
+for run in $(seq $RUNS); do
+  R[get_flare]+="$(get_rate "http://127.0.0.1:$((PORT + 1))$FPATH") "
+  R[get_nginx]+="$(get_rate "http://127.0.0.1:$((PORT + 2))$NGET") "
+  R[get_limit]+="$(get_rate "http://127.0.0.1:$((PORT + 3))/$((MIB << 20))") "
+done
+cat > "$W/range.lua" <<LUA
+local size = $((MIB << 20))
+local span = math.min(1048576, size)
+request = function()
+  local s = math.random(0, size - span)
+  return wrk.format("GET", nil, { Range = "bytes=" .. s .. "-" .. (s + span - 1) })
+end
+LUA
+wrk_stats() { # URL [wrk args...] -> "rps p50ms p99ms requests"
+  local url=$1; shift
+  wrk -t2 --latency -d"${SECS}s" "$@" "$url" 2>&1 | awk '
+    /Requests\/sec/ {rps=$2}
+    /requests in/ {n=$1}
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
+    END {printf "%.0f %.2f %.2f %d\n", rps, p50, p99, n}'
+}
+for run in $(seq $RUNS); do
+  R[range_flare]+="$(wrk_stats "http://127.0.0.1:$((PORT + 1))$FPATH" -c32 -s "$W/range.lua" | awk '{print $3}') "
+  R[range_nginx]+="$(wrk_stats "http://127.0.0.1:$((PORT + 2))$NGET" -c32 -s "$W/range.lua" | awk '{print $3}') "
+done
+
+# --- 3. presign ----------------------------------------------------------------------------
+echo "# presign at 64 connections for $SECS s, against /healthz" >&2
+VID=$(curl -sf "http://127.0.0.1:$((PORT + 1))/api/video/create" -H "Authorization: Bearer $TOK_NOSYNC" -d '{"fileName":"p.mp4"}' | json_get '["video"]["id"]')
+cat > "$W/presign.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"videoId":"$VID","fileName":"p.mp4"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOK_NOSYNC"
+LUA
+for run in $(seq $RUNS); do
+  read -r rps p50 p99 _ < <(wrk_stats "http://127.0.0.1:$((PORT + 1))/api/video/upload/presign" -c64 -s "$W/presign.lua")
+  R[presign_rps]+="$rps "; R[presign_p50]+="$p50 "; R[presign_p99]+="$p99 "
+  read -r rps _ _ _ < <(wrk_stats "http://127.0.0.1:$((PORT + 1))/healthz" -c64)
+  R[trivial_rps]+="$rps "
+done
+
+# --- 4. memory -----------------------------------------------------------------------------
+echo "# memory: 16 concurrent $MEM_MIB MiB uploads; $READERS slow Range readers" >&2
+hwm() { awk '/VmHWM/ {printf "%.0f\n", $2/1024}' "/proc/$1/status"; }
+start_flare mem1 $((PORT + 4)) false
+TOK=$(token_for mem1)
+head -c $((MEM_MIB << 20)) /dev/urandom > "$W/mem.bin"
+for i in $(seq 16); do read -r u _ < <(flare_url mem1 $((PORT + 4)) "$TOK" "m$i.mp4"); echo "$u"; done > "$W/urls"
+uploads=()
+while read -r u; do curl -sS -o /dev/null -H 'Expect:' -H 'Content-Type: video/mp4' -T "$W/mem.bin" "$u" & uploads+=($!); done < "$W/urls"
+for p in "${uploads[@]}"; do wait "$p" || true; done
+R[rss_uploads]="$(hwm "$PID_mem1")"
+start_flare mem2 $((PORT + 5)) false
+TOK=$(token_for mem2)
+read -r u RPATH < <(flare_url mem2 $((PORT + 5)) "$TOK" "r.mp4")
+put_rate "$u" >/dev/null
+readers=()
+for i in $(seq $READERS); do curl -sS -o /dev/null --limit-rate 256k "http://127.0.0.1:$((PORT + 5))$RPATH" & readers+=($!); done
+sleep $((SECS / 2 + 2))
+for p in "${readers[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${readers[@]}"; do wait "$p" 2>/dev/null || true; done
+R[rss_readers]="$(hwm "$PID_mem2")"
+
+# --- report --------------------------------------------------------------------------------
+m() { echo ${R[$1]} | tr ' ' '\n' | grep -v '^$' | median; }
+s() { echo ${R[$1]} | tr ' ' '\n' | grep -v '^$' | spread; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+check() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print (ok ? "met" : "MISSED") }'; }
+in_ratio=$(ratio "$(m in_nosync)" "$(m in_nginx)"); sync_ratio=$(ratio "$(m in_sync)" "$(m dd_sync)")
+get_ratio=$(ratio "$(m get_flare)" "$(m get_nginx)"); lim_ratio=$(ratio "$(m get_flare)" "$(m get_limit)")
+range_ratio=$(ratio "$(m range_flare)" "$(m range_nginx)"); pre_ratio=$(ratio "$(m presign_rps)" "$(m trivial_rps)")
+OUT=$ROOT/bench/results/$([ $SMOKE = 1 ] && echo SMOKE || echo LAST).md
+mkdir -p "$ROOT/bench/results"
+{
+  echo "# flare benchmark, $(date -u +%Y-%m-%dT%H:%MZ)$([ $SMOKE = 1 ] && echo ' (smoke: small sizes, one run; not a result)')"
+  echo
+  echo "$(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; $MIB MiB objects, $RUNS run(s) each, medians (spread); \`bench/run.sh$([ $SMOKE = 1 ] && echo ' --smoke')\`"
+  echo
+  echo "| measure | flare | peer / limit | ratio | target |"
+  echo "|---|---|---|---|---|"
+  echo "| ingest, sync off (MiB/s) | $(m in_nosync) ($(s in_nosync)) | nginx $(m in_nginx) ($(s in_nginx)) | $in_ratio | ≥ 1.0 × nginx: $(check "$in_ratio" ">=" 1.0) |"
+  echo "| ingest, as shipped (sync) (MiB/s) | $(m in_sync) ($(s in_sync)) | dd fdatasync $(m dd_sync) ($(s dd_sync)) | $sync_ratio | ≥ 0.8 × dd: $(check "$sync_ratio" ">=" 0.8) |"
+  echo "| dd without sync (MiB/s) | | $(m dd) ($(s dd)) | | reference |"
+  echo "| GET whole object (MiB/s) | $(m get_flare) ($(s get_flare)) | nginx $(m get_nginx) ($(s get_nginx)) | $get_ratio | ≥ 1.5 × nginx: $(check "$get_ratio" ">=" 1.5) |"
+  echo "| GET vs loopback limit (MiB/s) | $(m get_flare) | no-disk source $(m get_limit) ($(s get_limit)) | $lim_ratio | ≥ 0.8 × limit: $(check "$lim_ratio" ">=" 0.8) |"
+  echo "| 1 MiB Range GET p99, 32 conn (ms) | $(m range_flare) ($(s range_flare)) | nginx $(m range_nginx) ($(s range_nginx)) | $range_ratio | ≤ 1.2 × nginx: $(check "$range_ratio" "<=" 1.2) |"
+  echo "| presign (req/s), 64 conn | $(m presign_rps) ($(s presign_rps)) | /healthz $(m trivial_rps) ($(s trivial_rps)) | $pre_ratio | ≥ 0.5 × trivial: $(check "$pre_ratio" ">=" 0.5) |"
+  echo "| presign p50 / p99 (ms) | $(m presign_p50) / $(m presign_p99) | | | p99 < 10 ms: $(check "$(m presign_p99)" "<=" 10) |"
+  echo "| peak RSS, 16 concurrent $MEM_MIB MiB uploads (MiB) | ${R[rss_uploads]} | | | ≤ 64: $(check "${R[rss_uploads]}" "<=" 64) |"
+  echo "| peak RSS, $READERS slow Range readers (MiB) | ${R[rss_readers]} | | | ≤ 64: $(check "${R[rss_readers]}" "<=" 64) |"
+} | tee "$OUT"
