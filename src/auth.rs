@@ -31,22 +31,23 @@ pub async fn require(
     }
     let hash = tokens::hash(presented);
     let now = now_ms();
+    // A lookup is a read; the once-a-minute `last_used_at` is the only write, and is skipped
+    // while the recorded use is fresh.
     let found = app
         .db
-        .run(move |conn| {
-            let found = db::tokens::find_by_hash(conn, &hash)?;
-            if let Some((row, _)) = &found {
-                let stale = row
-                    .last_used_at
-                    .is_none_or(|at| now - at >= db::tokens::LAST_USED_RESOLUTION_MS);
-                // Most requests find a fresh `last_used_at` and write nothing.
-                if stale && check_live(row, now).is_ok() {
-                    db::tokens::touch(conn, &row.id, now)?;
-                }
-            }
-            Ok(found)
-        })
+        .run(move |conn| Ok(db::tokens::find_by_hash(conn, &hash)?))
         .await?;
+    if let Some((row, _)) = &found {
+        let stale = row
+            .last_used_at
+            .is_none_or(|at| now - at >= db::tokens::LAST_USED_RESOLUTION_MS);
+        if stale && check_live(row, now).is_ok() {
+            let id = row.id.clone();
+            app.db
+                .write(move |conn| Ok(db::tokens::touch(conn, &id, now)?))
+                .await?;
+        }
+    }
     let (row, stored) = found.ok_or(ApiError::InvalidToken)?;
     // The lookup was by hash; compare the whole digest again in constant time all the same.
     if !tokens::constant_time_eq(&stored, &hash) {

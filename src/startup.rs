@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -35,8 +35,6 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     pub signing_key: hmac::Key,
     pub rng: SystemRandom,
-    /// Serialises the rename-and-record step of uploads.
-    pub commit_lock: Arc<Mutex<()>>,
     pub in_flight: InFlight,
     pub throttle: Throttle,
 }
@@ -77,7 +75,6 @@ impl AppState {
             storage: Arc::new(storage),
             signing_key,
             rng: SystemRandom::new(),
-            commit_lock: Arc::new(Mutex::new(())),
             in_flight: InFlight::default(),
             throttle: Throttle::default(),
         })

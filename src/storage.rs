@@ -15,7 +15,7 @@ use ring::rand::SystemRandom;
 use std::fs::{self, File, Metadata};
 use std::future::Future;
 use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,14 +25,23 @@ use tokio::task::JoinHandle;
 
 use crate::tokens::random_id;
 
-/// Bytes gathered before one write to the temp file: large writes keep the disk streaming.
-const WRITE_BATCH: usize = 1 << 20;
-/// Chunks queued between the network and the writer thread; bounds memory per upload.
-const WRITE_QUEUE: usize = 16;
-/// First and largest read when serving: small first reads answer seeks fast, large later ones
-/// keep a long download at disk speed.
+/// Bytes gathered from the network before one hand-off to the writer thread and one write:
+/// large writes keep the disk streaming, and few hand-offs keep threads from ping-ponging.
+const WRITE_BATCH: usize = 512 << 10;
+/// Batches queued for the writer thread. With the one being gathered and the one being written,
+/// an upload holds at most about 2 MiB, however large and however slow the disk.
+const WRITE_QUEUE: usize = 2;
+/// Smallest and largest read when serving. A response of at most `MAX_READ` (a player's seek)
+/// is read at once. A longer one starts small and reads large only once the client has shown
+/// it keeps up, because the HTTP layer copies each chunk into the connection's write buffer and
+/// a slow viewer would pin that copy for seconds.
 const FIRST_READ: usize = 64 << 10;
 const MAX_READ: usize = 1 << 20;
+/// Delivered before reads may grow: more than a loopback socket buffer can swallow at once, so
+/// a slow client cannot pass for a fast one.
+const PROVEN_BYTES: u64 = 8 << 20;
+/// And at this average rate at least.
+const PROVEN_RATE: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// The address of an object. Both names must have passed `names::check_path_name`.
 #[derive(Debug, Clone)]
@@ -145,6 +154,8 @@ impl Storage {
             tx: Some(tx),
             task: Some(task),
             written: 0,
+            batch: Vec::with_capacity(64),
+            batched: 0,
         })
     }
 
@@ -322,7 +333,8 @@ impl Storage {
 }
 
 enum Msg {
-    Data(Bytes),
+    /// A batch of chunks, about `WRITE_BATCH` bytes: one hand-off per half megabyte, not per packet.
+    Data(Vec<Bytes>),
     Finish,
 }
 
@@ -332,6 +344,8 @@ pub struct ObjectWriter {
     tx: Option<mpsc::Sender<Msg>>,
     task: Option<JoinHandle<io::Result<Staged>>>,
     written: u64,
+    batch: Vec<Bytes>,
+    batched: usize,
 }
 
 impl ObjectWriter {
@@ -341,8 +355,19 @@ impl ObjectWriter {
 
     pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
         self.written += chunk.len() as u64;
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch(&mut self) -> io::Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
         let tx = self.tx.as_ref().expect("write after finish");
-        if tx.send(Msg::Data(chunk)).await.is_err() {
+        if tx.send(Msg::Data(batch)).await.is_err() {
             // The writer thread stopped early, which only happens on an IO error: report it.
             return Err(self
                 .join()
@@ -355,6 +380,9 @@ impl ObjectWriter {
 
     /// Flushes, syncs (unless turned off) and returns the staged file with its size and digest.
     pub async fn finish(mut self) -> io::Result<Staged> {
+        if !self.batch.is_empty() {
+            self.send_batch().await?;
+        }
         let tx = self.tx.take().expect("finish twice");
         // A failed send means the thread already ended; join() reports why.
         let _ = tx.send(Msg::Finish).await;
@@ -412,27 +440,20 @@ fn write_loop(
     sync: bool,
 ) -> io::Result<Staged> {
     let mut hasher = digest::Context::new(&digest::SHA256);
-    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
-    let mut batched = 0usize;
     let mut size = 0u64;
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Data(chunk)) => {
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                batched += chunk.len();
-                batch.push(chunk);
-                if batched >= WRITE_BATCH {
-                    write_all_vectored(&mut file, &batch)?;
-                    batch.clear();
-                    batched = 0;
+            Some(Msg::Data(batch)) => {
+                for chunk in &batch {
+                    hasher.update(chunk);
+                    size += chunk.len() as u64;
                 }
+                write_all_vectored(&mut file, &batch)?;
             }
             Some(Msg::Finish) => break,
             None => return Err(io::Error::new(io::ErrorKind::Interrupted, "upload aborted")),
         }
     }
-    write_all_vectored(&mut file, &batch)?;
     if sync {
         file.sync_all()?;
     }
@@ -464,22 +485,40 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Streams `len` bytes of `file` from `offset`, each read on a blocking thread.
+///
+/// The read size adapts to the reader: a client that takes each chunk at once gets larger reads
+/// (up to `MAX_READ`, for disk and wire speed), one that drains slowly gets smaller ones (down to
+/// `FIRST_READ`), so a crowd of slow viewers does not hold a megabyte each.
 pub struct FileChunks {
     file: Option<File>,
     reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
-    offset: u64,
+    /// Where to seek before the first read.
+    start: Option<u64>,
     remaining: u64,
     next_read: usize,
+    delivered: Option<std::time::Instant>,
+    started: std::time::Instant,
+    sent: u64,
 }
+
+/// A reader that takes longer than this to come back for more is slow: back to small reads.
+const SLOW_READER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl FileChunks {
     pub fn new(file: File, offset: u64, len: u64) -> FileChunks {
         FileChunks {
             file: Some(file),
             reading: None,
-            offset,
+            start: Some(offset),
             remaining: len,
-            next_read: FIRST_READ,
+            next_read: if len <= MAX_READ as u64 {
+                MAX_READ
+            } else {
+                FIRST_READ
+            },
+            delivered: None,
+            started: std::time::Instant::now(),
+            sent: 0,
         }
     }
 }
@@ -493,16 +532,34 @@ impl Stream for FileChunks {
             if this.remaining == 0 {
                 return Poll::Ready(None);
             }
-            let Some(file) = this.file.take() else {
+            let Some(mut file) = this.file.take() else {
                 return Poll::Ready(None);
             };
-            let n = (this.remaining.min(this.next_read as u64)) as usize;
-            let offset = this.offset;
+            if let Some(at) = this.delivered {
+                let rate = this.sent as f64 / this.started.elapsed().as_secs_f64().max(1e-6);
+                if at.elapsed() > SLOW_READER {
+                    this.next_read = FIRST_READ;
+                } else if this.sent >= PROVEN_BYTES && rate >= PROVEN_RATE {
+                    this.next_read = (this.next_read * 2).min(MAX_READ);
+                }
+            }
+            let n = this.remaining.min(this.next_read as u64);
+            let start = this.start.take();
             this.reading = Some(tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n];
-                let res = file
-                    .read_exact_at(&mut buf, offset)
-                    .map(|()| Bytes::from(buf));
+                let mut read = || -> io::Result<Bytes> {
+                    use std::io::{Read, Seek};
+                    if let Some(offset) = start {
+                        file.seek(std::io::SeekFrom::Start(offset))?;
+                    }
+                    // read_to_end fills spare capacity without zeroing it first.
+                    let mut buf = Vec::with_capacity(n as usize);
+                    (&file).take(n).read_to_end(&mut buf)?;
+                    if (buf.len() as u64) < n {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    Ok(Bytes::from(buf))
+                };
+                let res = read();
                 (file, res)
             }));
         }
@@ -514,9 +571,9 @@ impl Stream for FileChunks {
                 match joined {
                     Ok((file, Ok(bytes))) => {
                         this.file = Some(file);
-                        this.offset += bytes.len() as u64;
                         this.remaining -= bytes.len() as u64;
-                        this.next_read = (this.next_read * 2).min(MAX_READ);
+                        this.sent += bytes.len() as u64;
+                        this.delivered = Some(std::time::Instant::now());
                         Poll::Ready(Some(Ok(bytes)))
                     }
                     Ok((_, Err(e))) => Poll::Ready(Some(Err(e))),

@@ -88,7 +88,7 @@ pub async fn presign(
     let storage = app.storage.clone();
     let reserve = settings.disk_reserve_bytes;
     app.db
-        .run(move |conn| {
+        .write(move |conn| {
             // One write transaction: two presigns cannot both be promised the same free space.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !db::videos::exists(&tx, &row.video_id)? {
@@ -246,10 +246,11 @@ where
         .map_err(|e| ApiError::from_io("finishing an upload", e))?;
     let sha256 = staged.sha256.clone();
 
-    // 5. Commit: check again, rename into place and record it, under one lock and one
-    //    transaction, so the newest rename is always the one the database describes.
+    // 5. Commit: check again, rename into place and record it in one transaction on the one
+    //    writer connection, so commits are serial and the newest rename is always the one the
+    //    database describes.
     let storage = app.storage.clone();
-    let commit_lock = app.commit_lock.clone();
+    let sync = app.settings.sync_uploads;
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
         file_name: grant.file_name.clone(),
@@ -258,26 +259,35 @@ where
     let digest = sha256.clone();
     let meta = app
         .db
-        .run(move |conn| {
-            let _serial = commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let now = now_ms();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            check_open(&tx, &committed, now)?;
-            let meta = storage
-                .commit(staged, &key)
-                .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
-            db::uploads::complete(&tx, &committed.upload_id, now)?;
-            db::videos::mark_ready(
-                &tx,
-                &committed.video_id,
-                &committed.file_name,
-                size,
-                &committed.content_type,
-                &digest,
-                now,
-            )?;
-            tx.commit()?;
-            Ok(meta)
+        .write(move |conn| {
+            // A stored upload's record must survive a power cut, like its bytes.
+            if sync {
+                conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+            let result = (|| {
+                let now = now_ms();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                check_open(&tx, &committed, now)?;
+                let meta = storage
+                    .commit(staged, &key)
+                    .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
+                db::uploads::complete(&tx, &committed.upload_id, now)?;
+                db::videos::mark_ready(
+                    &tx,
+                    &committed.video_id,
+                    &committed.file_name,
+                    size,
+                    &committed.content_type,
+                    &digest,
+                    now,
+                )?;
+                tx.commit()?;
+                Ok(meta)
+            })();
+            if sync {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            result
         })
         .await?;
     log::info!(

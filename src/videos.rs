@@ -71,7 +71,7 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
     let stored = row.clone();
     let seq = app
         .db
-        .run(move |conn| Ok(db::videos::insert(conn, &stored)?))
+        .write(move |conn| Ok(db::videos::insert(conn, &stored)?))
         .await?;
     row.seq = seq.ok_or_else(|| {
         ApiError::Conflict(format!("a video with id `{}` already exists", row.id))
@@ -171,7 +171,7 @@ pub async fn update(app: &AppState, id: &str, body: &JsonObject) -> Result<Video
     };
     let key = id.to_string();
     app.db
-        .run(move |conn| {
+        .write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if db::videos::get(&tx, &key)?.is_none() {
                 return Err(not_found(&key));
@@ -199,7 +199,7 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     let key = id.to_string();
     let storage = app.storage.clone();
     app.db
-        .run(move |conn| {
+        .write(move |conn| {
             if !db::videos::begin_delete(conn, &key, now_ms())? {
                 return Err(not_found(&key));
             }
@@ -240,7 +240,7 @@ pub async fn update_embed_settings(
     };
     let key = id.to_string();
     app.db
-        .run(move |conn| {
+        .write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let video = db::videos::get(&tx, &key)?.ok_or_else(|| not_found(&key))?;
             let merged =
