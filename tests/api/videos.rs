@@ -463,6 +463,12 @@ fn a_deletion_cut_short_is_finished_at_the_next_start() {
         })
         .unwrap();
     assert_eq!(left, 0, "the row outlived the restart");
+    let report: Value = serde_json::from_str(&crate::helpers::flare_cli(
+        &app.data_dir(),
+        &["fsck", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(report["ok"], true, "{report}");
     assert_eq!(
         app.api("GET", &format!("/api/video/{kept}"), None).status,
         200
