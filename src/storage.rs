@@ -33,15 +33,13 @@ const WRITE_BATCH: usize = 512 << 10;
 const WRITE_QUEUE: usize = 2;
 /// Smallest and largest read when serving. A response of at most `MAX_READ` (a player's seek)
 /// is read at once. A longer one starts small and reads large only once the client has shown
-/// it keeps up, because the HTTP layer copies each chunk into the connection's write buffer and
+/// it keeps up (and drops back when it stalls), because the HTTP layer copies each chunk into the connection's write buffer and
 /// a slow viewer would pin that copy for seconds.
 const FIRST_READ: usize = 64 << 10;
 const MAX_READ: usize = 1 << 20;
-/// Delivered before reads may grow: more than a loopback socket buffer can swallow at once, so
-/// a slow client cannot pass for a fast one.
-const PROVEN_BYTES: u64 = 8 << 20;
-/// And at this average rate at least.
-const PROVEN_RATE: f64 = 64.0 * 1024.0 * 1024.0;
+/// Delivered before reads may grow: about what a loopback socket buffer swallows at once, so a
+/// slow client cannot pass for a fast one before it has had to keep up.
+const PROVEN_BYTES: u64 = 4 << 20;
 
 /// The address of an object. Both names must have passed `names::check_path_name`.
 #[derive(Debug, Clone)]
@@ -497,8 +495,39 @@ pub struct FileChunks {
     remaining: u64,
     next_read: usize,
     delivered: Option<std::time::Instant>,
-    started: std::time::Instant,
     sent: u64,
+    /// Holds one of the `MAX_BIG_STREAMS` places for large reads.
+    big: bool,
+}
+
+/// Streams reading large chunks at once, across the process: slow clients fool any
+/// per-stream measure for a while (the kernel's socket buffer swallows megabytes), so the
+/// number of streams that may hold a megabyte each is bounded outright.
+const MAX_BIG_STREAMS: usize = 16;
+static BIG_STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl FileChunks {
+    fn claim_big(&mut self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.big = BIG_STREAMS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_BIG_STREAMS).then_some(n + 1)
+            })
+            .is_ok();
+        self.big
+    }
+
+    fn release_big(&mut self) {
+        if std::mem::take(&mut self.big) {
+            BIG_STREAMS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for FileChunks {
+    fn drop(&mut self) {
+        self.release_big();
+    }
 }
 
 /// A reader that takes longer than this to come back for more is slow: back to small reads.
@@ -517,8 +546,8 @@ impl FileChunks {
                 FIRST_READ
             },
             delivered: None,
-            started: std::time::Instant::now(),
             sent: 0,
+            big: false,
         }
     }
 }
@@ -536,10 +565,10 @@ impl Stream for FileChunks {
                 return Poll::Ready(None);
             };
             if let Some(at) = this.delivered {
-                let rate = this.sent as f64 / this.started.elapsed().as_secs_f64().max(1e-6);
                 if at.elapsed() > SLOW_READER {
                     this.next_read = FIRST_READ;
-                } else if this.sent >= PROVEN_BYTES && rate >= PROVEN_RATE {
+                    this.release_big();
+                } else if this.sent >= PROVEN_BYTES && (this.big || this.claim_big()) {
                     this.next_read = (this.next_read * 2).min(MAX_READ);
                 }
             }

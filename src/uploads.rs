@@ -4,7 +4,7 @@
 use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -90,14 +90,14 @@ pub async fn presign(
     app.db
         .write(move |conn| {
             // One write transaction: two presigns cannot both be promised the same free space.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !db::videos::exists(&tx, &row.video_id)? {
+            let tx: &rusqlite::Connection = conn;
+            if !db::videos::exists(tx, &row.video_id)? {
                 return Err(ApiError::NotFound(format!("there is no video with id `{}`", row.video_id)));
             }
             if row.exact_size {
                 // Refuse up front what cannot fit, counting what open URLs were promised.
                 let free = storage.free_bytes().map_err(|e| ApiError::from_io("reading free space", e))?;
-                let promised = db::uploads::declared_open_bytes(&tx, now)?;
+                let promised = db::uploads::declared_open_bytes(tx, now)?;
                 if row.byte_limit.saturating_add(reserve).saturating_add(promised) > free {
                     return Err(ApiError::InsufficientStorage(Some(format!(
                         "the server cannot hold {} more bytes: {free} are free, {reserve} are kept in reserve \
@@ -106,8 +106,7 @@ pub async fn presign(
                     ))));
                 }
             }
-            db::uploads::insert(&tx, &row)?;
-            tx.commit()?;
+            db::uploads::insert(tx, &row)?;
             Ok(())
         })
         .await?;
@@ -250,7 +249,6 @@ where
     //    writer connection, so commits are serial and the newest rename is always the one the
     //    database describes.
     let storage = app.storage.clone();
-    let sync = app.settings.sync_uploads;
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
         file_name: grant.file_name.clone(),
@@ -259,35 +257,23 @@ where
     let digest = sha256.clone();
     let meta = app
         .db
-        .write(move |conn| {
-            // A stored upload's record must survive a power cut, like its bytes.
-            if sync {
-                conn.pragma_update(None, "synchronous", "FULL")?;
-            }
-            let result = (|| {
-                let now = now_ms();
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                check_open(&tx, &committed, now)?;
-                let meta = storage
-                    .commit(staged, &key)
-                    .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
-                db::uploads::complete(&tx, &committed.upload_id, now)?;
-                db::videos::mark_ready(
-                    &tx,
-                    &committed.video_id,
-                    &committed.file_name,
-                    size,
-                    &committed.content_type,
-                    &digest,
-                    now,
-                )?;
-                tx.commit()?;
-                Ok(meta)
-            })();
-            if sync {
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
-            }
-            result
+        .write_durable(move |conn| {
+            let now = now_ms();
+            check_open(conn, &committed, now)?;
+            let meta = storage
+                .commit(staged, &key)
+                .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
+            db::uploads::complete(conn, &committed.upload_id, now)?;
+            db::videos::mark_ready(
+                conn,
+                &committed.video_id,
+                &committed.file_name,
+                size,
+                &committed.content_type,
+                &digest,
+                now,
+            )?;
+            Ok(meta)
         })
         .await?;
     log::info!(

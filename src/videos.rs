@@ -3,7 +3,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rusqlite::TransactionBehavior;
 use serde_json::{json, Value};
 
 use crate::body::JsonObject;
@@ -172,19 +171,18 @@ pub async fn update(app: &AppState, id: &str, body: &JsonObject) -> Result<Video
     let key = id.to_string();
     app.db
         .write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if db::videos::get(&tx, &key)?.is_none() {
+            let tx: &rusqlite::Connection = conn;
+            if db::videos::get(tx, &key)?.is_none() {
                 return Err(not_found(&key));
             }
             let now = now_ms();
             if let Some(title) = &title {
-                db::videos::set_title(&tx, &key, title, now)?;
+                db::videos::set_title(tx, &key, title, now)?;
             }
             if let Some(hash) = &password {
-                db::videos::set_password_hash(&tx, &key, hash.as_deref(), now)?;
+                db::videos::set_password_hash(tx, &key, hash.as_deref(), now)?;
             }
-            let row = db::videos::get(&tx, &key)?.ok_or_else(|| not_found(&key))?;
-            tx.commit()?;
+            let row = db::videos::get(tx, &key)?.ok_or_else(|| not_found(&key))?;
             Ok(row)
         })
         .await
@@ -197,18 +195,21 @@ pub async fn update(app: &AppState, id: &str, body: &JsonObject) -> Result<Video
 /// the files go; then the row. A row left `deleting` is finished at the next start.
 pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     let key = id.to_string();
-    let storage = app.storage.clone();
+    let marked = app
+        .db
+        .write(move |conn| Ok(db::videos::begin_delete(conn, &key, now_ms())?))
+        .await?;
+    if !marked {
+        return Err(not_found(id));
+    }
+    let (storage, key) = (app.storage.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || storage.remove_video(&key))
+        .await
+        .map_err(|e| ApiError::internal("removing a video's files", e))?
+        .map_err(|e| ApiError::from_io("removing a video's files", e))?;
+    let key = id.to_string();
     app.db
-        .write(move |conn| {
-            if !db::videos::begin_delete(conn, &key, now_ms())? {
-                return Err(not_found(&key));
-            }
-            storage
-                .remove_video(&key)
-                .map_err(|e| ApiError::from_io("removing a video's files", e))?;
-            db::videos::finish_delete(conn, &key)?;
-            Ok(())
-        })
+        .write(move |conn| Ok(db::videos::finish_delete(conn, &key)?))
         .await?;
     log::info!("deleted video {id}");
     Ok(())
@@ -241,12 +242,11 @@ pub async fn update_embed_settings(
     let key = id.to_string();
     app.db
         .write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let video = db::videos::get(&tx, &key)?.ok_or_else(|| not_found(&key))?;
+            let tx: &rusqlite::Connection = conn;
+            let video = db::videos::get(tx, &key)?.ok_or_else(|| not_found(&key))?;
             let merged =
                 EmbedSettings::from_stored(video.embed_settings.as_deref()).merge(&patch)?;
-            db::videos::set_embed_settings(&tx, &key, &merged.to_json().to_string(), now_ms())?;
-            tx.commit()?;
+            db::videos::set_embed_settings(tx, &key, &merged.to_json().to_string(), now_ms())?;
             Ok(merged)
         })
         .await

@@ -78,11 +78,26 @@ pub struct Db {
 struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// The one connection this process writes through. Writers queue on this mutex instead of
-    /// meeting in SQLite's busy handler, whose sleeps would make the slowest request wait
-    /// hundreds of milliseconds under load.
-    writer: Mutex<Connection>,
+    /// The one thread, and connection, this process writes through. See `writer_loop`.
+    writer: Mutex<std::sync::mpsc::Sender<Job>>,
 }
+
+/// A change to make: runs on the writer thread, says whether it succeeded, and hands back what
+/// to tell its caller once the transaction holding it has committed (or failed to).
+struct Job {
+    /// Run alone, in its own transaction, with `synchronous=FULL`: for commits that must
+    /// survive a power cut, and that do file-system work no rollback could undo.
+    durable: bool,
+    /// Given no connection, it does nothing and fails (the transaction could not begin).
+    run: Change,
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A change: applied to the connection, it says whether it succeeded and what to answer.
+type Change = Box<dyn FnOnce(Option<&mut Connection>) -> (bool, Reply) + Send>;
+
+/// Most changes queued at once that share one transaction.
+const GROUP_MAX: usize = 256;
 
 impl Db {
     /// Opens (creating if needed) the database and brings its schema up to date. Blocking.
@@ -95,11 +110,16 @@ impl Db {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("flare-db-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| format!("cannot start the database writer: {e}"))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![conn]),
-                writer: Mutex::new(writer),
+                writer: Mutex::new(tx),
             }),
         })
     }
@@ -128,20 +148,59 @@ impl Db {
         out
     }
 
-    /// Runs `f` with the writer connection on a blocking thread: for every change the server
-    /// makes. Reads use `run`.
+    /// Makes a change through the writer thread, atomically: `f` runs inside a transaction (it
+    /// must not open one), and if it returns an error nothing it did is kept. Its result comes
+    /// back once the change is committed. Reads use `run`.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| ApiError::internal("database task", e))?
+        self.submit(false, f).await
+    }
+
+    /// `write` for a change that must survive a power cut and may do file-system work: it runs
+    /// alone, committed with `synchronous=FULL`.
+    pub async fn write_durable<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(true, f).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let run = Box::new(move |conn: Option<&mut Connection>| -> (bool, Reply) {
+            let out = match conn {
+                Some(conn) => f(conn),
+                None => Err(ApiError::internal(
+                    "database",
+                    "could not begin a transaction",
+                )),
+            };
+            let ok = out.is_ok();
+            let reply: Reply = Box::new(move |committed: Result<(), String>| {
+                let _ = tx.send(match committed {
+                    Ok(()) => out,
+                    Err(e) => Err(ApiError::internal("database commit", e)),
+                });
+            });
+            (ok, reply)
+        });
+        let sent = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Job { durable, run });
+        sent.map_err(|_| ApiError::internal("database", "the writer thread has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::internal("database", "the writer thread dropped a change"))?
     }
 
     /// Runs `f` on a blocking thread, so SQLite never stalls the async executor.
@@ -154,6 +213,76 @@ impl Db {
         tokio::task::spawn_blocking(move || db.call(f))
             .await
             .map_err(|e| ApiError::internal("database task", e))?
+    }
+}
+
+/// The writer thread: group commit. It takes every change queued (up to `GROUP_MAX`) into one
+/// `BEGIN IMMEDIATE` transaction, each inside its own savepoint so that a failing change is
+/// rolled back alone, commits once, then answers them all. Under load, many presigns share one
+/// commit; alone, a change is committed at once. In-process writers never meet in SQLite's busy
+/// handler (whose back-off sleeps made p99 latency explode); another process, such as a
+/// `flare token` command, still waits its turn through the busy timeout.
+fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let mut group = vec![first];
+        if !group[0].durable {
+            while group.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(job) if job.durable => {
+                        pending = Some(job);
+                        break;
+                    }
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let durable = group[0].durable;
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "FULL");
+        }
+        let mut replies = Vec::with_capacity(group.len());
+        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        if let Err(e) = begun {
+            log::error!("database writer: cannot begin a transaction: {e}");
+            for job in group {
+                let (_, reply) = (job.run)(None);
+                reply(Err(e.to_string()));
+            }
+            if durable {
+                let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+            }
+            continue;
+        }
+        for job in group {
+            let _ = conn.execute_batch("SAVEPOINT job");
+            let (ok, reply) = (job.run)(Some(&mut conn));
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            let _ = conn.execute_batch(end);
+            replies.push(reply);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
     }
 }
 

@@ -129,16 +129,14 @@ pub fn set_embed_settings(
     Ok(())
 }
 
-/// First step of a deletion, in one transaction: the video disappears from the API and its
-/// upload URLs die. False when there was no such visible video.
-pub fn begin_delete(conn: &mut Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let n = tx.execute(
+/// First step of a deletion: the video disappears from the API and its upload URLs die. The
+/// caller makes it atomic (`Db::write`). False when there was no such visible video.
+pub fn begin_delete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
         "UPDATE videos SET status = 'deleting', updated_at = ?2 WHERE id = ?1 AND status <> 'deleting'",
         params![id, now],
     )?;
-    tx.execute("DELETE FROM uploads WHERE video_id = ?1", [id])?;
-    tx.commit()?;
+    conn.execute("DELETE FROM uploads WHERE video_id = ?1", [id])?;
     Ok(n > 0)
 }
 
