@@ -110,7 +110,10 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
         .iter()
         .all(|p| p["repaired"] == true));
     // Nothing was deleted that held data: the orphan and the temp file are in lost+found.
-    let found: Vec<String> = walk(&data.join("lost+found"));
+    let found: Vec<String> = crate::helpers::files_under(&data.join("lost+found"))
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     assert!(
         found
             .iter()
@@ -138,19 +141,4 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
     let (ok, after) = fsck(&app, &["--verify"]);
     assert!(ok, "{after}");
     assert_eq!(after["problems"], serde_json::json!([]));
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
 }

@@ -4,7 +4,6 @@
 
 use crate::helpers::TestApp;
 use serde_json::json;
-use std::path::{Path, PathBuf};
 
 fn corpus() -> Vec<String> {
     let mut names: Vec<String> = [
@@ -144,8 +143,7 @@ fn hostile_names_are_refused_or_kept_inside_objects() {
     }
     // The proof: every file under the data folder, where it is.
     let objects = data.join("objects").canonicalize().unwrap();
-    let mut tree = Vec::new();
-    list(&data, &mut tree);
+    let tree = crate::helpers::files_under(&data);
     for path in &tree {
         let real = path.canonicalize().unwrap();
         let top = real
@@ -177,14 +175,4 @@ fn hostile_names_are_refused_or_kept_inside_objects() {
         "refused {refused}, stored {stored}"
     );
     eprintln!("names: {} names tried at 4 doors each; fileName refused {refused}, stored {stored}, all inside objects/", corpus().len());
-}
-
-fn list(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            list(&e.path(), out);
-        } else {
-            out.push(e.path());
-        }
-    }
 }
