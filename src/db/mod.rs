@@ -264,14 +264,24 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
         }
         for job in group {
             let _ = conn.execute_batch("SAVEPOINT job");
-            let (ok, reply) = (job.run)(Some(&mut conn));
+            // A change that panics is rolled back and its caller told; the writer carries on.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (job.run)(Some(&mut conn))
+            }));
+            let (ok, reply) = match ran {
+                Ok((ok, reply)) => (ok, Some(reply)),
+                Err(_) => {
+                    log::error!("database writer: a change panicked; it was rolled back");
+                    (false, None)
+                }
+            };
             let end = if ok {
                 "RELEASE job"
             } else {
                 "ROLLBACK TO job; RELEASE job"
             };
             let _ = conn.execute_batch(end);
-            replies.push(reply);
+            replies.extend(reply);
         }
         let committed = conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
@@ -341,5 +351,43 @@ mod tests {
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_or_panicking_change_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("flare.db")).unwrap();
+        let insert = |name: &'static str, fail: bool| {
+            let db = db.clone();
+            async move {
+                db.write(move |c| {
+                    c.execute(
+                        "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?1, ?1, '', 0)",
+                        [name],
+                    )?;
+                    if fail {
+                        return Err(ApiError::Conflict("refused after writing".into()));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        };
+        // Queued together, so they share a transaction.
+        let (a, b, c) = tokio::join!(insert("a", false), insert("b", true), insert("c", false));
+        assert!(a.is_ok() && b.is_err() && c.is_ok());
+        let panicked = db
+            .write(|_| -> Result<(), ApiError> { panic!("a bug") })
+            .await;
+        assert!(panicked.is_err());
+        insert("d", false).await.unwrap();
+        let names: Vec<String> = db
+            .call(|c| {
+                let mut st = c.prepare("SELECT name FROM tokens ORDER BY name")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .unwrap();
+        assert_eq!(names, ["a", "c", "d"]);
     }
 }
