@@ -3,7 +3,7 @@
 # (wrk, 32 connections, 4 s) and peak RSS with 100 slow readers, flare vs the nginx peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."; cargo build --release -q
-W=$(mktemp -d); P=18800; B=target/release/flare; PEERS=${FLARE_PEERS:-$PWD/../shared/peers}
+W=$(mktemp -d); P=18800; B=${CARGO_TARGET_DIR:-target}/release/flare; PEERS=${FLARE_PEERS:-$PWD/../shared/peers}
 export FLARE_DATA_DIR=$W/data FLARE_SYNC_UPLOADS=false FLARE_LOG_LEVEL=warn FLARE_DISK_RESERVE_BYTES=0
 TOK=$($B token create --name q 2>/dev/null)
 $B serve --listen 127.0.0.1:$P 2>$W/log & FP=$!

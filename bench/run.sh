@@ -29,7 +29,7 @@ fi
 [ -x "$PEERS/nginx/start.sh" ] || { echo "nginx peer not found at $PEERS/nginx (set FLARE_PEERS)"; exit 1; }
 
 cargo build --release --quiet
-BIN=$ROOT/target/release/flare
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/flare
 W=$(mktemp -d "${TMPDIR:-/tmp}/flare-bench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 port=${2:-18911}
 cargo build --release --quiet
-bin=target/release/flare
+bin=${CARGO_TARGET_DIR:-target}/release/flare
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 export FLARE_DATA_DIR="$work/data" FLARE_LOG_LEVEL=warn

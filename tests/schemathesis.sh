@@ -13,8 +13,9 @@ work=$(mktemp -d)
 export FLARE_DATA_DIR="$work/data"
 cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-token=$(target/debug/flare token create --name schemathesis 2>/dev/null)
-target/debug/flare serve --listen 127.0.0.1:0 2>"$work/log" &
+bin=${CARGO_TARGET_DIR:-target}/debug/flare
+token=$("$bin" token create --name schemathesis 2>/dev/null)
+"$bin" serve --listen 127.0.0.1:0 2>"$work/log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/log" 2>/dev/null && break; sleep 0.1; done
 base=$(grep -o 'listening on http://[0-9.:]*' "$work/log" | head -1 | sed 's/listening on //')

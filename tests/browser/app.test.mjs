@@ -12,7 +12,7 @@ import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const bin = process.env.FLARE_BIN || join(root, "target/debug/flare");
+const bin = process.env.FLARE_BIN || join(process.env.CARGO_TARGET_DIR || join(root, "target"), "debug/flare");
 const shots = join(root, "target/browser-screenshots");
 const work = mkdtempSync(join(tmpdir(), "flare-browser-"));
 const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info" };
