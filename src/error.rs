@@ -234,14 +234,3 @@ impl ResponseError for ApiError {
         }))
     }
 }
-
-/// Validation that reads as one line: `body.get("x").ok_or_invalid("x must be ...")?`.
-pub trait OrInvalid<T> {
-    fn ok_or_invalid(self, message: impl Into<String>) -> Result<T, ApiError>;
-}
-
-impl<T> OrInvalid<T> for Option<T> {
-    fn ok_or_invalid(self, message: impl Into<String>) -> Result<T, ApiError> {
-        self.ok_or_else(|| ApiError::InvalidField(message.into()))
-    }
-}

@@ -41,7 +41,6 @@ pub struct AppState {
 
 pub struct Application {
     port: u16,
-    base_url: String,
     server: Server,
 }
 
@@ -172,17 +171,12 @@ impl Application {
         log::info!("flare listening on http://{addr} (public URL {base_url})");
         Ok(Application {
             port: addr.port(),
-            base_url,
             server,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
     }
 
     /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
