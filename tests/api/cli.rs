@@ -10,14 +10,7 @@ fn flare(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 fn flare_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flare"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("FLARE_DATA_DIR", data_dir)
-        .env_remove("FLARE_CONFIG")
-        .current_dir(data_dir.parent().unwrap())
-        .output()
-        .unwrap()
+    crate::helpers::run_flare(data_dir, args, env)
 }
 
 fn stdout(o: &Output) -> String {

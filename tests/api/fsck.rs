@@ -3,18 +3,11 @@
 
 use crate::helpers::TestApp;
 use serde_json::Value;
-use std::process::Command;
 
 fn fsck(app: &TestApp, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flare"))
-        .arg("fsck")
-        .arg("--json")
-        .args(args)
-        .env("FLARE_DATA_DIR", app.data_dir())
-        .env_remove("FLARE_CONFIG")
-        .current_dir(app.dir.path())
-        .output()
-        .unwrap();
+    let mut all = vec!["fsck", "--json"];
+    all.extend_from_slice(args);
+    let out = crate::helpers::run_flare(&app.data_dir(), &all, &[]);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "fsck printed no JSON ({e}): {}",

@@ -415,14 +415,21 @@ impl Drop for Node {
     }
 }
 
-/// `flare ARGS…` on a data folder; its stdout.
-pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
+/// `flare ARGS…` on a data folder, run from the folder above it (so no flare.toml is read).
+pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
         .args(args)
+        .envs(env.iter().copied())
         .env("FLARE_DATA_DIR", data_dir)
         .env_remove("FLARE_CONFIG")
+        .current_dir(data_dir.parent().unwrap())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `run_flare` that must succeed; its stdout.
+pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = run_flare(data_dir, args, &[]);
     assert!(
         out.status.success(),
         "flare {args:?}: {}",
