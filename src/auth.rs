@@ -1,4 +1,5 @@
-//! Who is asking: bearer tokens checked against the database on every request, so a revocation
+//! Who is asking: bearer tokens checked against the database on every request (a point read on
+//! the calling thread, see `Db::read`), so a revocation
 //! made by `flare token revoke` in another process applies to the very next request.
 
 use actix_web::http::header::AUTHORIZATION;
@@ -35,7 +36,7 @@ pub async fn require(
     // while the recorded use is fresh.
     let found = app
         .db
-        .run(move |conn| Ok(db::tokens::find_by_hash(conn, &hash)?))
+        .read(move |conn| db::tokens::find_by_hash(conn, &hash))
         .await?;
     if let Some((row, _)) = &found {
         let stale = row

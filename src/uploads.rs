@@ -17,7 +17,7 @@ use crate::signing::{self, UploadGrant, VerifyError};
 use crate::startup::AppState;
 use crate::storage::{ObjectKey, ObjectMeta};
 use crate::time::{iso8601, now_ms};
-use crate::tokens::random_id;
+use crate::tokens::time_ordered_id;
 use crate::videos::public_url;
 
 /// The answer to a presign request; `to_json` gives the documented shape.
@@ -64,7 +64,7 @@ pub async fn presign(
         expires_at_ms = expires_at_ms.min(token_expiry / 1000 * 1000);
     }
     let row = UploadRow {
-        id: random_id(&app.rng, "up_", 12),
+        id: time_ordered_id(&app.rng, "up_", 9, now),
         video_id: video_id.clone(),
         file_name: file_name.clone(),
         content_type: content_type.to_string(),

@@ -98,7 +98,7 @@ fn not_found(id: &str) -> ApiError {
 pub async fn get(app: &AppState, id: &str) -> Result<VideoRow, ApiError> {
     let key = id.to_string();
     app.db
-        .run(move |conn| Ok(db::videos::get(conn, &key)?))
+        .read(move |conn| db::videos::get(conn, &key))
         .await?
         .ok_or_else(|| not_found(id))
 }

@@ -33,7 +33,7 @@ fn from_row(r: &Row) -> rusqlite::Result<TokenRow> {
 }
 
 pub fn insert(conn: &Connection, t: &TokenRow, hash: &TokenHash) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(conn,
         "INSERT INTO tokens (id, name, hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![t.id, t.name, &hash[..], scopes_to_text(&t.scopes), t.created_at, t.expires_at],
     )?;
@@ -41,7 +41,7 @@ pub fn insert(conn: &Connection, t: &TokenRow, hash: &TokenHash) -> rusqlite::Re
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tokens ORDER BY created_at, id"
     ))?;
     let rows = stmt.query_map([], from_row)?;
@@ -49,7 +49,8 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TokenRow>> {
-    conn.query_row(
+    super::row(
+        conn,
         &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
         [id],
         from_row,
@@ -62,7 +63,8 @@ pub fn find_by_hash(
     conn: &Connection,
     hash: &TokenHash,
 ) -> rusqlite::Result<Option<(TokenRow, Vec<u8>)>> {
-    conn.query_row(
+    super::row(
+        conn,
         &format!("SELECT {COLUMNS}, hash FROM tokens WHERE hash = ?1"),
         [&hash[..]],
         |r| Ok((from_row(r)?, r.get(7)?)),
@@ -72,7 +74,8 @@ pub fn find_by_hash(
 
 /// Sets `revoked_at` unless already set; false when no live token has this id.
 pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = conn.execute(
+    let n = super::exec(
+        conn,
         "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
     )?;
@@ -81,7 +84,7 @@ pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
 
 /// Records a use, unless one was recorded less than a minute ago.
 pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(conn,
         "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
         params![id, now, now - LAST_USED_RESOLUTION_MS],
     )?;

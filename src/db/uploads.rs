@@ -36,7 +36,8 @@ fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
 }
 
 pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         &format!(
             "INSERT INTO uploads ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
@@ -57,7 +58,8 @@ pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
-    conn.query_row(
+    super::row(
+        conn,
         &format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1"),
         [id],
         from_row,
@@ -67,7 +69,8 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
 
 /// Spends the URL; false when it was already spent.
 pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = conn.execute(
+    let n = super::exec(
+        conn,
         "UPDATE uploads SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
         params![id, now],
     )?;
@@ -76,7 +79,7 @@ pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool>
 
 /// Upload URLs never used and expired before `before`.
 pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY created_at"
     ))?;
     let rows = stmt.query_map([before], from_row)?;
@@ -84,13 +87,13 @@ pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>>
 }
 
 pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
+    super::exec(conn, "DELETE FROM uploads WHERE id = ?1", [id])?;
     Ok(())
 }
 
 /// Bytes promised to upload URLs that declared a size and are still open.
 pub fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
-    conn.query_row(
+    super::row(conn,
         "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1",
         [now],
         |r| r.get::<_, i64>(0),

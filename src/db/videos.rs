@@ -57,7 +57,7 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
 
 /// Inserts a new video; `None` when the id is taken, else its `seq`.
 pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<Option<i64>> {
-    let n = conn.execute(
+    let n = super::exec(conn,
         "INSERT INTO videos (id, title, file_name, source, width, height, duration, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
         params![
@@ -70,7 +70,8 @@ pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<Option<i64>> 
 
 /// A visible video (not one being deleted).
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
-    conn.query_row(
+    super::row(
+        conn,
         &format!("SELECT {COLUMNS} FROM videos WHERE id = ?1 AND status <> 'deleting'"),
         [id],
         from_row,
@@ -79,7 +80,8 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
 }
 
 pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    super::row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM videos WHERE id = ?1 AND status <> 'deleting')",
         [id],
         |r| r.get(0),
@@ -96,7 +98,8 @@ pub fn page(conn: &Connection, before: Option<i64>, limit: u32) -> rusqlite::Res
 }
 
 pub fn set_title(conn: &Connection, id: &str, title: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         "UPDATE videos SET title = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, title, now],
     )?;
@@ -109,7 +112,8 @@ pub fn set_password_hash(
     hash: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         "UPDATE videos SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
     )?;
@@ -122,7 +126,8 @@ pub fn set_embed_settings(
     json: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         "UPDATE videos SET embed_settings = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, json, now],
     )?;
@@ -132,17 +137,18 @@ pub fn set_embed_settings(
 /// First step of a deletion: the video disappears from the API and its upload URLs die. The
 /// caller makes it atomic (`Db::write`). False when there was no such visible video.
 pub fn begin_delete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = conn.execute(
+    let n = super::exec(conn,
         "UPDATE videos SET status = 'deleting', updated_at = ?2 WHERE id = ?1 AND status <> 'deleting'",
         params![id, now],
     )?;
-    conn.execute("DELETE FROM uploads WHERE video_id = ?1", [id])?;
+    super::exec(conn, "DELETE FROM uploads WHERE video_id = ?1", [id])?;
     Ok(n > 0)
 }
 
 /// Last step of a deletion, once the files are gone.
 pub fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         "DELETE FROM videos WHERE id = ?1 AND status = 'deleting'",
         [id],
     )?;
@@ -151,7 +157,7 @@ pub fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
 
 /// Deletions that a crash interrupted.
 pub fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT id FROM videos WHERE status = 'deleting'")?;
+    let mut stmt = conn.prepare_cached("SELECT id FROM videos WHERE status = 'deleting'")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }
@@ -166,7 +172,7 @@ pub fn mark_ready(
     sha256: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(conn,
         "UPDATE videos SET status = 'ready', object_name = ?2, size = ?3, content_type = ?4, sha256 = ?5,
          updated_at = ?6 WHERE id = ?1",
         params![id, object_name, size as i64, content_type, sha256, now],
@@ -176,14 +182,14 @@ pub fn mark_ready(
 
 /// Every video row, deleting ones included, for `fsck`.
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM videos ORDER BY seq"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM videos ORDER BY seq"))?;
     let rows = stmt.query_map([], from_row)?;
     rows.collect()
 }
 
 /// Back to `pending`: the record of an object that is gone.
 pub fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(conn,
         "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
          sha256 = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -199,7 +205,8 @@ pub fn set_size_and_digest(
     sha256: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    super::exec(
+        conn,
         "UPDATE videos SET size = ?2, sha256 = ?3, updated_at = ?4 WHERE id = ?1",
         params![id, size as i64, sha256, now],
     )?;
