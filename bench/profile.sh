@@ -59,4 +59,4 @@ echo "== top functions (self)"
 perf report -i "$W/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
 echo "== flare and SQLite functions (inclusive)"
 perf report -i "$W/perf.data" --children --sort sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' \
-  | awk 'length($0) < 200' | grep -E 'flare::|sqlite3_(step|prepare)|sys_(sendto|pwrite|write|read|futex)' | head -25
+  | grep -E 'flare::|sqlite3_(step|prepare)|sys_(sendto|pwrite|write|read|futex)' | cut -c1-160 | head -30

@@ -186,13 +186,28 @@ fn list(db: &Db, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn revoke(db: &Db, id: &str) -> Result<(), String> {
+/// Revokes a token and tells running servers (see `auth::TokenCache`): the token as it was,
+/// and whether this call revoked it (false when it already was). Blocking.
+pub fn revoke_token(db: &Db, id: &str) -> Result<(Option<TokenRow>, bool), String> {
     let now = now_ms();
     let (existing, revoked) = db
         .call(|c| {
             Ok::<_, rusqlite::Error>((db::tokens::get(c, id)?, db::tokens::revoke(c, id, now)?))
         })
         .map_err(|e| format!("cannot revoke: {e}"))?;
+    if revoked {
+        if let Err(e) = db.note_tokens_revoked() {
+            eprintln!(
+                "warning: the revocation is stored, but running servers could not be told ({e}); \
+                 it applies there within a second"
+            );
+        }
+    }
+    Ok((existing, revoked))
+}
+
+fn revoke(db: &Db, id: &str) -> Result<(), String> {
+    let (existing, revoked) = revoke_token(db, id)?;
     match (existing, revoked) {
         (None, _) => Err(format!(
             "no token has the id `{id}`; `flare token list` shows the ids"

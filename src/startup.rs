@@ -37,6 +37,7 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub in_flight: InFlight,
     pub throttle: Throttle,
+    pub tokens: crate::auth::TokenCache,
 }
 
 pub struct Application {
@@ -76,6 +77,7 @@ impl AppState {
             rng: SystemRandom::new(),
             in_flight: InFlight::default(),
             throttle: Throttle::default(),
+            tokens: Default::default(),
         })
     }
 

@@ -149,6 +149,34 @@ impl Db {
         })
     }
 
+    /// Says to every process serving this database that a token was revoked: the server keeps
+    /// token rows in memory (`auth::TokenCache`) only as long as this has not happened. A
+    /// byte is appended to a file beside the database, whose length counts revocations.
+    pub fn note_tokens_revoked(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.revocations_path())?
+            .write_all(b"r")
+    }
+
+    /// Changes whenever `note_tokens_revoked` has been called, in any process: the marker
+    /// file's inode and length. One `stat`, far cheaper than a read transaction.
+    pub fn revocations_seen(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(self.revocations_path()) {
+            Ok(m) => (m.ino(), m.len()),
+            Err(_) => (0, 0),
+        }
+    }
+
+    fn revocations_path(&self) -> PathBuf {
+        let mut name = self.inner.path.clone().into_os_string();
+        name.push("-revocations");
+        PathBuf::from(name)
+    }
+
     /// Runs `f` with a connection on the calling thread. For the CLI and for code already on a
     /// blocking thread; async code uses `run`.
     pub fn call<T, E: From<rusqlite::Error>>(

@@ -149,6 +149,9 @@ fn list_shows_tokens_without_secrets_and_revoke_takes_effect_at_once() {
     assert!(text.lines().next().unwrap().starts_with("ID"), "{text}");
     assert!(text.contains(id) && text.contains("ci runner") && text.contains("active"));
 
+    // Used again, so the server holds the token's row in memory when the CLI revokes it.
+    let again = app.api_as(&token, "GET", "/api/videos", None);
+    assert_eq!(again.status, 200);
     let revoked = flare(&app.data_dir(), &["token", "revoke", id]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     let res = app.api_as(

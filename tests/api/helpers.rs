@@ -82,12 +82,10 @@ impl TestApp {
         (secret.expose().to_string(), row.id)
     }
 
+    /// Revokes as `flare token revoke` does.
     pub fn revoke(&self, token_id: &str) {
-        let now = flare::time::now_ms();
-        assert!(self
-            .db
-            .call(|c| flare::db::tokens::revoke(c, token_id, now))
-            .unwrap());
+        let (_, revoked) = flare::admin::revoke_token(&self.db, token_id).unwrap();
+        assert!(revoked);
     }
 
     pub fn send(
