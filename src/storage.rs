@@ -18,6 +18,7 @@ use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -503,19 +504,20 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Streams `len` bytes of `file` from `offset`, each read on a blocking thread.
+/// Streams `len` bytes of `file` from `offset`. A read the page cache can answer whole is made
+/// on the calling thread (`read_cached`), as nginx does; any other goes to a blocking thread.
 ///
 /// The read size adapts to the reader: a client that takes each chunk at once gets larger reads
 /// (up to `MAX_READ`, for disk and wire speed), one that drains slowly gets smaller ones (down to
 /// `FIRST_READ`), so a crowd of slow viewers does not hold a megabyte each.
 pub struct FileChunks {
-    file: Option<File>,
+    file: Arc<File>,
     /// What is left of the last read, handed out `slice` bytes at a time.
     pending: Bytes,
     slice: usize,
-    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
-    /// Where to seek before the first read.
-    start: Option<u64>,
+    reading: Option<JoinHandle<io::Result<Bytes>>>,
+    /// Where the next read starts.
+    offset: u64,
     remaining: u64,
     next_read: usize,
     delivered: Option<std::time::Instant>,
@@ -566,7 +568,7 @@ const SLOW_READER: std::time::Duration = std::time::Duration::from_millis(50);
 impl FileChunks {
     pub fn new(file: File, offset: u64, len: u64) -> FileChunks {
         FileChunks {
-            file: Some(file),
+            file: Arc::new(file),
             pending: Bytes::new(),
             slice: if len <= MAX_READ as u64 {
                 SLICE
@@ -574,7 +576,7 @@ impl FileChunks {
                 usize::MAX
             },
             reading: None,
-            start: Some(offset),
+            offset,
             remaining: len,
             next_read: if len <= MAX_READ as u64 {
                 MAX_READ
@@ -601,9 +603,6 @@ impl Stream for FileChunks {
             if this.remaining == 0 {
                 return Poll::Ready(None);
             }
-            let Some(mut file) = this.file.take() else {
-                return Poll::Ready(None);
-            };
             if let Some(at) = this.delivered {
                 if at.elapsed() > SLOW_READER {
                     this.next_read = FIRST_READ;
@@ -612,24 +611,13 @@ impl Stream for FileChunks {
                     this.next_read = (this.next_read * 2).min(MAX_READ);
                 }
             }
-            let n = this.remaining.min(this.next_read as u64);
-            let start = this.start.take();
+            let n = this.remaining.min(this.next_read as u64) as usize;
+            if let Some(bytes) = read_cached(&this.file, this.offset, n) {
+                return Poll::Ready(Some(Ok(this.hand_out(bytes))));
+            }
+            let (file, offset) = (this.file.clone(), this.offset);
             this.reading = Some(tokio::task::spawn_blocking(move || {
-                let mut read = || -> io::Result<Bytes> {
-                    use std::io::{Read, Seek};
-                    if let Some(offset) = start {
-                        file.seek(std::io::SeekFrom::Start(offset))?;
-                    }
-                    // read_to_end fills spare capacity without zeroing it first.
-                    let mut buf = Vec::with_capacity(n as usize);
-                    (&file).take(n).read_to_end(&mut buf)?;
-                    if (buf.len() as u64) < n {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                    Ok(Bytes::from(buf))
-                };
-                let res = read();
-                (file, res)
+                read_waiting(&file, offset, n)
             }));
         }
         let handle = this.reading.as_mut().expect("set above");
@@ -638,21 +626,79 @@ impl Stream for FileChunks {
             Poll::Ready(joined) => {
                 this.reading = None;
                 match joined {
-                    Ok((file, Ok(mut bytes))) => {
-                        this.file = Some(file);
-                        this.remaining -= bytes.len() as u64;
-                        this.sent += bytes.len() as u64;
-                        this.delivered = Some(std::time::Instant::now());
-                        let first = bytes.split_to(bytes.len().min(this.slice));
-                        this.pending = bytes;
-                        Poll::Ready(Some(Ok(first)))
-                    }
-                    Ok((_, Err(e))) => Poll::Ready(Some(Err(e))),
+                    Ok(Ok(bytes)) => Poll::Ready(Some(Ok(this.hand_out(bytes)))),
+                    Ok(Err(e)) => Poll::Ready(Some(Err(e))),
                     Err(e) => Poll::Ready(Some(Err(io::Error::other(e)))),
                 }
             }
         }
     }
+}
+
+impl FileChunks {
+    /// Accounts for a read and returns its first piece; the rest waits in `pending`.
+    fn hand_out(&mut self, mut bytes: Bytes) -> Bytes {
+        let n = bytes.len() as u64;
+        self.offset += n;
+        self.remaining -= n;
+        self.sent += n;
+        self.delivered = Some(std::time::Instant::now());
+        let first = bytes.split_to(bytes.len().min(self.slice));
+        self.pending = bytes;
+        first
+    }
+}
+
+/// Exactly `n` bytes at `offset`, waiting for the disk if need be. Blocking.
+fn read_waiting(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
+    use std::io::Read;
+    // read_to_end fills spare capacity without zeroing it first.
+    let mut buf = Vec::with_capacity(n);
+    PositionedReader { file, offset }
+        .take(n as u64)
+        .read_to_end(&mut buf)?;
+    if buf.len() < n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// `Read` at an explicit position, so a file shared between reads never moves its offset.
+struct PositionedReader<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl io::Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Up to `n` bytes at `offset`, if the page cache holds them: `preadv2` with `RWF_NOWAIT`
+/// returns at once rather than wait for the disk. `None` when nothing could be read that way
+/// (not cached, or a kernel or file system without the flag): the caller reads on a blocking
+/// thread. Copying a cached megabyte costs less than handing the read to another thread and
+/// back, and nothing here can wait on the disk.
+fn read_cached(file: &File, offset: u64, n: usize) -> Option<Bytes> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(n);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: n,
+    };
+    let offset = libc::off_t::try_from(offset).ok()?;
+    // SAFETY: the one iovec points at `n` bytes of capacity owned by `buf`, which outlives the
+    // call; the kernel writes at most `n` bytes, and `set_len` only covers what it wrote.
+    let got = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    if got <= 0 {
+        return None;
+    }
+    unsafe { buf.set_len(got as usize) };
+    Some(Bytes::from(buf))
 }
 
 #[cfg(test)]
@@ -708,6 +754,28 @@ mod tests {
         let all: Vec<u8> = chunks.concat();
         assert_eq!(&all[..3], b"lo ");
         assert_eq!(all.len() as u64, meta.size - 3);
+    }
+
+    #[test]
+    fn reads_come_back_exact_from_the_cache_or_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        // Just written, so cached: the no-wait read answers, and never past the end.
+        let cached = read_cached(&file, 1000, 5000).expect("a cached read");
+        assert_eq!(&cached[..], &bytes[1000..6000]);
+        let tail = read_cached(&file, 299_990, 64).expect("a cached read");
+        assert_eq!(&tail[..], &bytes[299_990..]);
+        assert!(read_cached(&file, 300_000, 64).is_none(), "past the end");
+        // The waiting read, which the no-wait one falls back to.
+        assert_eq!(
+            &read_waiting(&file, 7, 200_000).unwrap()[..],
+            &bytes[7..200_007]
+        );
+        let short = read_waiting(&file, 299_990, 64).unwrap_err();
+        assert_eq!(short.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -40,8 +40,8 @@ pub async fn get(
         file_name,
     };
     // Opened on this thread, as nginx does: an open and an fstat of a file whose directory
-    // entries are cached take microseconds, less than the hop to a blocking thread (which the
-    // reads, taking a megabyte at a time, do pay).
+    // entries are cached take microseconds, less than the hop to a blocking thread. Reads the
+    // page cache can answer are made here too (`FileChunks`).
     let (file, meta) = app
         .storage
         .open_object(&key)
