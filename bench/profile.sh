@@ -15,8 +15,8 @@ WHAT=${1:?usage: bench/profile.sh presign|range|get|put}
 SECS=${SECS:-6}
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-have perf || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf
-have wrk || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+have perf || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf; }
+have wrk || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release -q
 B=${CARGO_TARGET_DIR:-$PWD/target}/release/flare
 W=$(mktemp -d "${TMPDIR:-/tmp}/flare-profile.XXXXXX"); P=${PROFILE_PORT:-18950}
