@@ -309,11 +309,7 @@ fn writer_loop(
     let mut last_group = 0;
     loop {
         if wal_long.swap(false, Ordering::Relaxed) {
-            // Between transactions: copy what is left and make the next commit start the WAL
-            // over. Most of it was copied by the checkpointer, so this pause is short.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                log::warn!("database checkpoint (restart): {e}");
-            }
+            restart_wal(&conn);
         }
         let first = match pending.take() {
             Some(job) => job,
@@ -388,6 +384,25 @@ fn writer_loop(
         }
         // Tell the checkpointer there is WAL to copy; a signal already waiting covers this one.
         let _ = committed_tx.try_send(());
+    }
+}
+
+/// Between transactions, on the writer: copies what is left of the WAL and makes the next
+/// commit start it over. Most of it was copied by the checkpointer, so the pause is the tail
+/// and two fsyncs. Without the busy handler: a reader still using the WAL (a long `flare fsck`,
+/// say) makes this give up at once rather than hold every write back; the checkpointer asks
+/// again after its next round.
+fn restart_wal(conn: &Connection) {
+    let restarted = conn.busy_timeout(Duration::ZERO).and_then(|()| {
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+    });
+    match restarted {
+        Ok(0) => {}
+        Ok(_) => log::debug!("database checkpoint (restart): a reader is still using the WAL"),
+        Err(e) => log::warn!("database checkpoint (restart): {e}"),
+    }
+    if let Err(e) = conn.busy_handler(Some(short_waits)) {
+        log::error!("database writer: cannot restore its busy handler: {e}");
     }
 }
 
@@ -542,6 +557,35 @@ mod tests {
             wal_len < 8 << 20,
             "WAL at {wal_len} bytes after {written} written"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_reader_holding_the_wal_does_not_hold_writes_back() {
+        // A reader that keeps an old snapshot stops the WAL from starting over; the writer's
+        // restart must then give up at once, not wait out the 10 s busy timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flare.db");
+        let db = Db::open(&path).unwrap();
+        let reader = connect(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
+            .unwrap();
+        let started = std::time::Instant::now();
+        for i in 0..3000 {
+            db.write(move |c| {
+                c.execute(
+                    "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?2, ?1, '', 0)",
+                    rusqlite::params![format!("t{i}"), vec![7u8; 3000]],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        let took = started.elapsed();
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(took < BUSY_TIMEOUT / 2, "3000 writes took {took:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]
