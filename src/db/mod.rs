@@ -389,11 +389,11 @@ fn writer_loop(
 
 /// Between transactions, on the writer: copies what is left of the WAL and makes the next
 /// commit start it over. Most of it was copied by the checkpointer, so the pause is the tail
-/// and two fsyncs. Without the busy handler: a reader still using the WAL (a long `flare fsck`,
-/// say) makes this give up at once rather than hold every write back; the checkpointer asks
-/// again after its next round.
+/// and two fsyncs. Readers are waited for briefly (`brief_waits`): a reader still using the WAL
+/// after that (a long `flare fsck`, say) makes this give up rather than hold every write back
+/// for the busy timeout; the checkpointer asks again after its next round.
 fn restart_wal(conn: &Connection) {
-    let restarted = conn.busy_timeout(Duration::ZERO).and_then(|()| {
+    let restarted = conn.busy_handler(Some(brief_waits)).and_then(|()| {
         conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
     });
     match restarted {
@@ -404,6 +404,13 @@ fn restart_wal(conn: &Connection) {
     if let Err(e) = conn.busy_handler(Some(short_waits)) {
         log::error!("database writer: cannot restore its busy handler: {e}");
     }
+}
+
+/// The busy handler for the WAL restart: waits of 100 µs, 10 ms in all. Request-path readers
+/// hold the WAL for microseconds; anything longer is not waited for.
+fn brief_waits(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    attempt < 100
 }
 
 /// The writer's busy handler: waits of 100 µs, up to `BUSY_TIMEOUT` in all. The lock it waits
