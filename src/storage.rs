@@ -504,8 +504,9 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Streams `len` bytes of `file` from `offset`. A read the page cache can answer whole is made
-/// on the calling thread (`read_cached`), as nginx does; any other goes to a blocking thread.
+/// Streams `len` bytes of `file` from `offset`. What the page cache holds is read on the
+/// calling thread (`read_cached`), as nginx does; a read that needs the disk goes to a blocking
+/// thread.
 ///
 /// The read size adapts to the reader: a client that takes each chunk at once gets larger reads
 /// (up to `MAX_READ`, for disk and wire speed), one that drains slowly gets smaller ones (down to
