@@ -80,6 +80,8 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    /// `note_tokens_revoked`'s marker file, beside the database.
+    revocations: PathBuf,
     idle: Mutex<Vec<Connection>>,
     /// The one thread, and connection, this process writes through. See `writer_loop`.
     writer: Mutex<std::sync::mpsc::Sender<Job>>,
@@ -143,6 +145,11 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                revocations: {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push("-revocations");
+                    PathBuf::from(name)
+                },
                 idle: Mutex::new(vec![conn]),
                 writer: Mutex::new(tx),
             }),
@@ -157,7 +164,7 @@ impl Db {
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
-            .open(self.revocations_path())?
+            .open(&self.inner.revocations)?
             .write_all(b"r")
     }
 
@@ -165,16 +172,10 @@ impl Db {
     /// file's inode and length. One `stat`, far cheaper than a read transaction.
     pub fn revocations_seen(&self) -> (u64, u64) {
         use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(self.revocations_path()) {
+        match std::fs::metadata(&self.inner.revocations) {
             Ok(m) => (m.ino(), m.len()),
             Err(_) => (0, 0),
         }
-    }
-
-    fn revocations_path(&self) -> PathBuf {
-        let mut name = self.inner.path.clone().into_os_string();
-        name.push("-revocations");
-        PathBuf::from(name)
     }
 
     /// Runs `f` with a connection on the calling thread. For the CLI and for code already on a
@@ -532,6 +533,18 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// One commit of a ~3 KB row, through the writer.
+    async fn insert_3k_row(db: &Db, i: u64) -> Result<(), ApiError> {
+        db.write(move |c| {
+            c.execute(
+                "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?2, ?1, '', 0)",
+                rusqlite::params![format!("t{i}"), vec![7u8; 3000]],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn the_wal_starts_over_under_a_steady_stream_of_commits() {
         // Back-to-back commits never leave the passive checkpointer a moment to catch up, so the
@@ -549,15 +562,7 @@ mod tests {
         let path = dir.path().join("flare.db");
         let db = Db::open(&path).unwrap();
         let wal = dir.path().join("flare.db-wal");
-        let insert = |i: u64| {
-            db.write(move |c| {
-                c.execute(
-                    "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?2, ?1, '', 0)",
-                    rusqlite::params![format!("t{i}"), vec![7u8; 3000]],
-                )?;
-                Ok(())
-            })
-        };
+        let insert = |i: u64| insert_3k_row(&db, i);
         insert(0).await.unwrap();
         let before = restarts(&wal);
         // At least 3 s of commits; on a slow disk (each restart pays two fsyncs), up to 20 s
@@ -598,15 +603,7 @@ mod tests {
             .unwrap();
         let started = std::time::Instant::now();
         for i in 0..3000 {
-            db.write(move |c| {
-                c.execute(
-                    "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?2, ?1, '', 0)",
-                    rusqlite::params![format!("t{i}"), vec![7u8; 3000]],
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+            insert_3k_row(&db, i).await.unwrap();
         }
         let took = started.elapsed();
         reader.execute_batch("COMMIT").unwrap();
