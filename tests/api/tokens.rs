@@ -1,7 +1,7 @@
 //! Bearer tokens on the API: 401 for a missing, unknown, revoked or expired token; 403 for a
 //! missing scope (spec table).
 
-use crate::helpers::TestApp;
+use crate::helpers::{Response, TestApp};
 use flare::tokens::Scope;
 use serde_json::json;
 
@@ -47,29 +47,31 @@ fn requests_without_a_usable_token_get_401_with_the_right_code() {
     }
 }
 
+/// `POST /api/video/create` as `token`: the request the revocation tests repeat.
+fn create_video(app: &TestApp, token: &str) -> Response {
+    app.api_as(
+        token,
+        "POST",
+        "/api/video/create",
+        Some(json!({"fileName": "a.mp4"})),
+    )
+}
+
 #[test]
 fn a_revocation_written_straight_into_the_database_applies_within_a_second() {
     // Not the supported way (`flare token revoke` tells the server at once), but a token row
     // changed behind flare's back is read again after at most a second all the same.
     let app = TestApp::spawn();
     let (token, id) = app.new_token(&Scope::ALL, None);
-    let create = |app: &TestApp| {
-        app.api_as(
-            &token,
-            "POST",
-            "/api/video/create",
-            Some(json!({"fileName": "a.mp4"})),
-        )
-    };
-    assert_eq!(create(&app).status, 201);
-    assert_eq!(create(&app).status, 201);
+    assert_eq!(create_video(&app, &token).status, 201);
+    assert_eq!(create_video(&app, &token).status, 201);
     let now = flare::time::now_ms();
     assert!(app
         .db
         .call(|c| flare::db::tokens::revoke(c, &id, now))
         .unwrap());
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let res = create(&app);
+    let res = create_video(&app, &token);
     assert_eq!(res.status, 401);
     assert_eq!(res.error_code(), "token-revoked");
 }
@@ -79,22 +81,10 @@ fn a_revoked_token_is_refused_on_its_next_request() {
     let app = TestApp::spawn();
     let (token, id) = app.new_token(&Scope::ALL, None);
     // Used twice, so the server holds the token's row in memory when it is revoked.
-    for _ in 0..2 {
-        let res = app.api_as(
-            &token,
-            "POST",
-            "/api/video/create",
-            Some(json!({"fileName": "a.mp4"})),
-        );
-        assert_eq!(res.status, 201);
-    }
+    assert_eq!(create_video(&app, &token).status, 201);
+    assert_eq!(create_video(&app, &token).status, 201);
     app.revoke(&id);
-    let res = app.api_as(
-        &token,
-        "POST",
-        "/api/video/create",
-        Some(json!({"fileName": "a.mp4"})),
-    );
+    let res = create_video(&app, &token);
     assert_eq!(res.status, 401);
     assert_eq!(res.error_code(), "token-revoked");
 }
