@@ -20,7 +20,7 @@ have wrk || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninter
 cargo build --release -q
 B=${CARGO_TARGET_DIR:-$PWD/target}/release/flare
 W=$(mktemp -d "${TMPDIR:-/tmp}/flare-profile.XXXXXX"); P=${PROFILE_PORT:-18950}
-trap 'kill $FP 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill $FP 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$W/perf.data" "$KEEP"; rm -rf "$W"' EXIT
 export FLARE_DATA_DIR=$W/data FLARE_SYNC_UPLOADS=false FLARE_LOG_LEVEL=warn FLARE_DISK_RESERVE_BYTES=0
 TOK=$($B token create --name profile 2>/dev/null)
 $B serve --listen 127.0.0.1:$P 2>"$W/log" & FP=$!
