@@ -41,38 +41,40 @@ impl UploadGrant {
     /// The path the URL points at. Names were validated at presign; they are still percent-encoded
     /// here because a file name may hold spaces or non-ASCII letters.
     pub fn path(&self) -> String {
-        format!(
-            "/upload/{}/composite/{}",
-            encode_segment(&self.video_id),
-            encode_segment(&self.file_name)
-        )
+        let mut path = String::with_capacity(64);
+        self.push_path(&mut path);
+        path
     }
 
-    fn fields(&self) -> [(&'static str, String); 6] {
-        [
-            ("upload", self.upload_id.clone()),
-            ("token", self.token_id.clone()),
-            ("expires", self.expires.to_string()),
-            ("type", self.content_type.clone()),
-            ("limit", self.limit.to_string()),
-            ("exact", if self.exact { "1" } else { "0" }.to_string()),
-        ]
+    fn push_path(&self, out: &mut String) {
+        out.push_str("/upload/");
+        out.extend(encode(&self.video_id));
+        out.push_str("/composite/");
+        out.extend(encode(&self.file_name));
     }
 
-    /// The path and query of the signed URL.
+    /// The path and query of the signed URL. Built in one buffer: it runs on every presign.
     pub fn sign(&self, key: &hmac::Key) -> String {
-        let values = self.fields();
-        let raw: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
-        let tag = hmac::sign(key, &canonical(&self.video_id, &self.file_name, &raw));
-        let mut url = self.path();
-        for (i, (name, value)) in values.iter().enumerate() {
+        let (expires, limit) = (self.expires.to_string(), self.limit.to_string());
+        let values = [
+            self.upload_id.as_str(),
+            &self.token_id,
+            &expires,
+            &self.content_type,
+            &limit,
+            if self.exact { "1" } else { "0" },
+        ];
+        let tag = hmac::sign(key, &canonical(&self.video_id, &self.file_name, &values));
+        let mut url = String::with_capacity(256);
+        self.push_path(&mut url);
+        for (i, (name, value)) in PARAMS.iter().zip(values).enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(name);
             url.push('=');
-            url.push_str(&encode_segment(value));
+            url.extend(encode(value));
         }
         url.push_str("&sig=");
-        url.push_str(&URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut url);
         url
     }
 }
@@ -80,9 +82,10 @@ impl UploadGrant {
 /// `FLARE-UPLOAD-V1`, the method, the object's names, then each signed query value, each
 /// length-prefixed.
 fn canonical(video_id: &str, file_name: &str, values: &[&str]) -> Vec<u8> {
+    use std::io::Write;
     let mut out = Vec::with_capacity(256);
     let mut push = |v: &str| {
-        out.extend_from_slice(v.len().to_string().as_bytes());
+        let _ = write!(out, "{}", v.len());
         out.push(b':');
         out.extend_from_slice(v.as_bytes());
         out.push(b'\n');
@@ -174,7 +177,11 @@ const SEGMENT_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 
 /// Percent-encodes one path segment or query value.
 pub fn encode_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, SEGMENT_SAFE).to_string()
+    encode(s).collect()
+}
+
+fn encode(s: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(s, SEGMENT_SAFE)
 }
 
 /// Splits a raw query string into decoded pairs, keeping duplicates and order so that

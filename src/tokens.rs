@@ -120,15 +120,28 @@ pub fn well_formed(token: &str) -> bool {
 
 /// `prefix` followed by `bytes` random bytes in base64url: ids for tokens, videos and uploads.
 pub fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rng.fill(&mut buf).expect("the system random source failed");
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(buf))
+    let mut id = String::with_capacity(prefix.len() + bytes * 4 / 3 + 3);
+    id.push_str(prefix);
+    push_random(rng, &mut id, bytes);
+    id
+}
+
+/// Appends `bytes` random bytes, base64url-encoded.
+fn push_random(rng: &SystemRandom, out: &mut String, bytes: usize) {
+    let mut buf = [0u8; 64];
+    let buf = &mut buf[..bytes];
+    rng.fill(buf).expect("the system random source failed");
+    URL_SAFE_NO_PAD.encode_string(buf, out);
 }
 
 /// `random_id` led by the time in hex, so ids made later sort later: new rows land at the end
 /// of the id index instead of on a random page of it, and a batch of inserts shares pages.
 pub fn time_ordered_id(rng: &SystemRandom, prefix: &str, bytes: usize, now_ms: i64) -> String {
-    random_id(rng, &format!("{prefix}{:012x}", now_ms.max(0)), bytes)
+    use std::fmt::Write;
+    let mut id = String::with_capacity(prefix.len() + 12 + bytes * 4 / 3 + 3);
+    let _ = write!(id, "{prefix}{:012x}", now_ms.max(0));
+    push_random(rng, &mut id, bytes);
+    id
 }
 
 /// Constant-time equality for secrets and their digests: every byte is looked at whatever the

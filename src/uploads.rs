@@ -20,25 +20,25 @@ use crate::time::{iso8601, now_ms};
 use crate::tokens::time_ordered_id;
 use crate::videos::public_url;
 
-/// The answer to a presign request; `to_json` gives the documented shape.
+/// The answer to a presign request: the documented body, in the documented order, plus
+/// `expiresAt`. Serialized straight from this struct (it is on every presign's path).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Presigned {
     pub upload_url: String,
-    pub content_type: &'static str,
+    /// Always `PUT`.
+    pub method: &'static str,
+    pub headers: UploadHeaders,
     pub public_url: String,
-    pub expires_at_ms: i64,
+    /// ISO 8601, UTC, milliseconds.
+    pub expires_at: String,
 }
 
-impl Presigned {
-    /// Exactly the documented body, plus `expiresAt`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "uploadUrl": self.upload_url,
-            "method": "PUT",
-            "headers": { "Content-Type": self.content_type },
-            "publicUrl": self.public_url,
-            "expiresAt": iso8601(self.expires_at_ms),
-        })
-    }
+/// The headers the PUT must send.
+#[derive(serde::Serialize)]
+pub struct UploadHeaders {
+    #[serde(rename = "Content-Type")]
+    pub content_type: &'static str,
 }
 
 pub async fn presign(
@@ -112,9 +112,10 @@ pub async fn presign(
         .await?;
     Ok(Presigned {
         upload_url: format!("{}{}", app.base_url, grant.sign(&app.signing_key)),
-        content_type,
+        method: "PUT",
+        headers: UploadHeaders { content_type },
         public_url: public_url(app, &video_id, &file_name),
-        expires_at_ms,
+        expires_at: iso8601(expires_at_ms),
     })
 }
 

@@ -17,5 +17,5 @@ pub async fn presign(
     let token = auth::require(&app, &req, Scope::UploadsWrite).await?;
     let body = JsonObject::read(&req, payload).await?;
     let presigned = uploads::presign(&app, &token, &body).await?;
-    Ok(HttpResponse::Ok().json(presigned.to_json()))
+    Ok(HttpResponse::Ok().json(presigned))
 }

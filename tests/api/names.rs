@@ -156,8 +156,14 @@ fn hostile_names_are_refused_or_kept_inside_objects() {
             .into_owned();
         assert!(
             real.starts_with(&objects)
-                || ["flare.db", "flare.db-wal", "flare.db-shm", "signing.key"]
-                    .contains(&top.as_str()),
+                || [
+                    "flare.db",
+                    "flare.db-wal",
+                    "flare.db-shm",
+                    "flare.db-revocations",
+                    "signing.key",
+                ]
+                .contains(&top.as_str()),
             "{} is outside objects/",
             real.display()
         );
