@@ -92,11 +92,57 @@ pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
 }
 
 /// Bytes promised to upload URLs that declared a size and are still open.
+const DECLARED_OPEN_BYTES: &str = "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads \
+     WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1";
+
 pub fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
-    super::row(conn,
-        "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1",
-        [now],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n as u64)
+    super::row(conn, DECLARED_OPEN_BYTES, [now], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn row(id: &str, size: Option<u64>, expires_at: i64) -> UploadRow {
+        UploadRow {
+            id: id.into(),
+            video_id: "vid_a".into(),
+            file_name: "a.mp4".into(),
+            content_type: "video/mp4".into(),
+            byte_limit: size.unwrap_or(1 << 40),
+            exact_size: size.is_some(),
+            token_id: "tok_a".into(),
+            created_at: 0,
+            expires_at,
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn open_declared_bytes_count_only_open_sized_urls_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("flare.db")).unwrap();
+        let (sum, plan) = db
+            .call(|c| {
+                insert(c, &row("up_open", Some(100), 2_000))?;
+                insert(c, &row("up_open2", Some(20), 3_000))?;
+                insert(c, &row("up_spent", Some(4_000), 2_000))?;
+                complete(c, "up_spent", 500)?;
+                insert(c, &row("up_expired", Some(50_000), 900))?;
+                insert(c, &row("up_unsized", None, 2_000))?;
+                let sum = declared_open_bytes(c, 1_000)?;
+                let plan: Vec<String> = c
+                    .prepare(&format!("EXPLAIN QUERY PLAN {DECLARED_OPEN_BYTES}"))?
+                    .query_map([1_000], |r| r.get(3))?
+                    .collect::<Result<_, _>>()?;
+                Ok::<_, rusqlite::Error>((sum, plan.join("; ")))
+            })
+            .unwrap();
+        assert_eq!(sum, 120);
+        assert!(
+            plan.starts_with("SEARCH uploads USING INDEX uploads_open_declared"),
+            "the sum reads the whole table: {plan}"
+        );
+    }
 }
