@@ -664,6 +664,25 @@ mod tests {
         assert!(took < BUSY_TIMEOUT * 6, "3000 writes took {took:?}");
     }
 
+    #[test]
+    fn a_revocation_is_seen_even_after_the_marker_file_was_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("flare.db")).unwrap();
+        let before = db.revocations_seen();
+        db.note_tokens_revoked().unwrap();
+        let once = db.revocations_seen();
+        assert_ne!(once, before, "an append to the file held open");
+        // Deleted behind the server's back, then made anew by the next `flare token revoke`.
+        std::fs::remove_file(dir.path().join("flare.db-revocations")).unwrap();
+        let other = Db::open(&dir.path().join("flare.db")).unwrap();
+        other.note_tokens_revoked().unwrap();
+        assert_ne!(
+            db.revocations_seen(),
+            once,
+            "the new file, found by its name"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_or_panicking_change_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
