@@ -118,7 +118,8 @@ pub fn well_formed(token: &str) -> bool {
     })
 }
 
-/// `prefix` followed by `bytes` random bytes in base64url: ids for tokens, videos and uploads.
+/// `prefix` followed by `bytes` (at most 64) random bytes in base64url: ids for tokens, videos
+/// and uploads.
 pub fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
     let mut id = String::with_capacity(prefix.len() + bytes * 4 / 3 + 3);
     id.push_str(prefix);
@@ -126,7 +127,7 @@ pub fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
     id
 }
 
-/// Appends `bytes` random bytes, base64url-encoded.
+/// Appends `bytes` (at most 64) random bytes, base64url-encoded.
 fn push_random(rng: &SystemRandom, out: &mut String, bytes: usize) {
     let mut buf = [0u8; 64];
     let buf = &mut buf[..bytes];
