@@ -38,14 +38,8 @@ const PARAMS: [&str; 7] = [
 ];
 
 impl UploadGrant {
-    /// The path the URL points at. Names were validated at presign; they are still percent-encoded
-    /// here because a file name may hold spaces or non-ASCII letters.
-    pub fn path(&self) -> String {
-        let mut path = String::with_capacity(64);
-        self.push_path(&mut path);
-        path
-    }
-
+    /// Appends the path the URL points at. Names were validated at presign; they are still
+    /// percent-encoded here because a file name may hold spaces or non-ASCII letters.
     fn push_path(&self, out: &mut String) {
         out.push_str("/upload/");
         out.extend(encode(&self.video_id));
