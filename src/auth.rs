@@ -80,7 +80,7 @@ pub async fn require(
 /// Token rows found by hash, kept so that a request does not pay a database read transaction
 /// (a sixth of a presign's CPU time, `bench/profile.sh presign`). A row is used only while no
 /// revocation has been noted since it was read (`Db::note_tokens_revoked`, which `flare token
-/// revoke` calls after its commit; checked with one `stat` per request) and for at most
+/// revoke` calls after its commit; checked with one `fstat` per request) and for at most
 /// `MAX_AGE`, which bounds what a change made any other way could go unseen. Only tokens that
 /// exist are kept, so unknown ones cannot fill it; expiry is checked on every use.
 #[derive(Default)]
