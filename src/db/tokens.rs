@@ -18,7 +18,12 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, scopes, created_at, expires_at, last_used_at, revoked_at";
+/// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
+macro_rules! columns {
+    () => {
+        "id, name, scopes, created_at, expires_at, last_used_at, revoked_at"
+    };
+}
 
 fn from_row(r: &Row) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
@@ -41,8 +46,10 @@ pub fn insert(conn: &Connection, t: &TokenRow, hash: &TokenHash) -> rusqlite::Re
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM tokens ORDER BY created_at, id"
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tokens ORDER BY created_at, id"
     ))?;
     let rows = stmt.query_map([], from_row)?;
     rows.collect()
@@ -51,7 +58,7 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TokenRow>> {
     super::row(
         conn,
-        &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+        concat!("SELECT ", columns!(), " FROM tokens WHERE id = ?1"),
         [id],
         from_row,
     )
@@ -65,7 +72,7 @@ pub fn find_by_hash(
 ) -> rusqlite::Result<Option<(TokenRow, Vec<u8>)>> {
     super::row(
         conn,
-        &format!("SELECT {COLUMNS}, hash FROM tokens WHERE hash = ?1"),
+        concat!("SELECT ", columns!(), ", hash FROM tokens WHERE hash = ?1"),
         [&hash[..]],
         |r| Ok((from_row(r)?, r.get(7)?)),
     )

@@ -17,8 +17,13 @@ pub struct UploadRow {
     pub completed_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, video_id, file_name, content_type, byte_limit, exact_size, token_id, \
-                       created_at, expires_at, completed_at";
+/// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
+macro_rules! columns {
+    () => {
+        "id, video_id, file_name, content_type, byte_limit, exact_size, token_id, \
+         created_at, expires_at, completed_at"
+    };
+}
 
 fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
     Ok(UploadRow {
@@ -38,8 +43,10 @@ fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
 pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
     super::exec(
         conn,
-        &format!(
-            "INSERT INTO uploads ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        concat!(
+            "INSERT INTO uploads (",
+            columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
             u.id,
@@ -60,7 +67,7 @@ pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
     super::row(
         conn,
-        &format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1"),
+        concat!("SELECT ", columns!(), " FROM uploads WHERE id = ?1"),
         [id],
         from_row,
     )
@@ -79,8 +86,10 @@ pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool>
 
 /// Upload URLs never used and expired before `before`.
 pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY created_at"
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY created_at"
     ))?;
     let rows = stmt.query_map([before], from_row)?;
     rows.collect()

@@ -29,9 +29,13 @@ pub struct VideoRow {
     pub seq: i64,
 }
 
-const COLUMNS: &str =
-    "id, title, file_name, source, width, height, duration, status, object_name, \
-     size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq";
+/// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
+macro_rules! columns {
+    () => {
+        "id, title, file_name, source, width, height, duration, status, object_name, \
+         size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq"
+    };
+}
 
 fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
     Ok(VideoRow {
@@ -72,7 +76,11 @@ pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<Option<i64>> 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
     super::row(
         conn,
-        &format!("SELECT {COLUMNS} FROM videos WHERE id = ?1 AND status <> 'deleting'"),
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM videos WHERE id = ?1 AND status <> 'deleting'"
+        ),
         [id],
         from_row,
     )
@@ -90,8 +98,10 @@ pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
 
 /// Up to `limit` visible videos, newest first, created before the one at `before` (a `seq`).
 pub fn page(conn: &Connection, before: Option<i64>, limit: u32) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM videos WHERE status <> 'deleting' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM videos WHERE status <> 'deleting' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], from_row)?;
     rows.collect()
@@ -182,7 +192,8 @@ pub fn mark_ready(
 
 /// Every video row, deleting ones included, for `fsck`.
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM videos ORDER BY seq"))?;
+    let mut stmt =
+        conn.prepare_cached(concat!("SELECT ", columns!(), " FROM videos ORDER BY seq"))?;
     let rows = stmt.query_map([], from_row)?;
     rows.collect()
 }
