@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod embed;
 pub mod error;
+pub mod fastpath;
 pub mod fsck;
 pub mod logging;
 pub mod names;

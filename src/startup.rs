@@ -1,11 +1,15 @@
 //! Building the application: open the data folder, bind the listener, mount the routes.
 
+use actix_http::{HttpService, KeepAlive};
+use actix_service::map_config;
 use actix_web::body::MessageBody;
+use actix_web::dev::{fn_factory, fn_service, AppConfig, Service, ServiceFactory};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Condition, DefaultHeaders, Logger};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, App, HttpResponse};
 use futures_util::future::{ready, Either};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -13,16 +17,41 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::fastpath::{self, FastPath, Next};
 use crate::routes;
 use crate::signing::key_from_bytes;
 use crate::storage::Storage;
 use crate::throttle::Throttle;
 use crate::uploads::InFlight;
+
+/// Headers on every response (a `DefaultHeaders` middleware).
+pub(crate) const EVERY_RESPONSE: [(HeaderName, HeaderValue); 2] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ),
+];
+
+/// Headers on every response that does not set its own `Content-Security-Policy`: only the embed
+/// page may be framed by other sites, and it sets its own policy.
+pub(crate) const NO_FRAMING: [(HeaderName, HeaderValue); 2] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+];
 
 /// What every handler can reach.
 pub struct AppState {
@@ -128,50 +157,84 @@ impl Application {
         let base_url = state.base_url.clone();
         let state = web::Data::new(state);
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
-        let server = HttpServer::new(move || {
-            let origins = origins.clone();
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::PathConfig::default().error_handler(|_, _| {
-                    ApiError::NotFound("there is nothing at this path".into()).into()
-                }))
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
-                .wrap_fn(move |req, srv| cors(&origins, req, srv))
-                .wrap(
-                    // Only the embed page may be framed by other sites; it sets its own policy.
-                    DefaultHeaders::new()
-                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                        .add((header::REFERRER_POLICY, "same-origin")),
-                )
-                .wrap_fn(|req, srv| {
-                    use actix_web::dev::Service;
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        let headers = res.headers_mut();
-                        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-                            headers.insert(
-                                header::CONTENT_SECURITY_POLICY,
-                                HeaderValue::from_static("frame-ancestors 'none'"),
-                            );
-                            headers
-                                .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        let app = {
+            let state = state.clone();
+            move || {
+                let origins = origins.clone();
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::PathConfig::default().error_handler(|_, _| {
+                        ApiError::NotFound("there is nothing at this path".into()).into()
+                    }))
+                    .configure(routes::configure)
+                    .default_service(web::to(routes::not_found))
+                    .wrap_fn(move |req, srv| cors(&origins, req, srv))
+                    .wrap(
+                        DefaultHeaders::new()
+                            .add(EVERY_RESPONSE[0].clone())
+                            .add(EVERY_RESPONSE[1].clone()),
+                    )
+                    .wrap_fn(|req, srv| {
+                        let fut = srv.call(req);
+                        async move {
+                            let mut res = fut.await?;
+                            let headers = res.headers_mut();
+                            if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+                                for (name, value) in NO_FRAMING {
+                                    headers.insert(name, value);
+                                }
+                            }
+                            Ok(res)
                         }
-                        Ok(res)
+                    })
+                    .wrap(Condition::new(
+                        // Below `info` the access log is not built at all: it cost ~6 % of a presign.
+                        log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
+                        // %U is the path without the query: signed URLs never reach the log.
+                        Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                            .custom_request_replace("method", |req| req.method().to_string()),
+                    ))
+            }
+        };
+        // What `HttpServer` does inside, with one step before actix-http sees a connection:
+        // plain media GETs are answered with `sendfile` (`fastpath`), everything else is
+        // actix's. The settings are `HttpServer`'s defaults.
+        let builder = actix_server::Server::build();
+        let shutdown = builder.graceful_shutdown_signal();
+        let server = builder
+            .listen("flare", listener, move || {
+                let (app, state, shutdown) = (app.clone(), state.clone(), shutdown.clone());
+                fn_factory(move || {
+                    let signal = shutdown.clone();
+                    let http = HttpService::build()
+                        .keep_alive(KeepAlive::Timeout(fastpath::IDLE))
+                        .client_request_timeout(fastpath::IDLE)
+                        .client_disconnect_timeout(Duration::from_secs(1))
+                        .h1_allow_half_closed(true)
+                        .local_addr(addr)
+                        .graceful_shutdown_signal(move || {
+                            let signal = signal.clone();
+                            async move { signal.notified().await }
+                        })
+                        .finish(map_config(app(), |_| AppConfig::default()))
+                        .tcp();
+                    let fast = Rc::new(FastPath::new(state.clone(), shutdown.clone()));
+                    async move {
+                        let actix = Rc::new(http.new_service(()).await?);
+                        Ok::<_, ()>(fn_service(move |io: TcpStream| {
+                            let (fast, actix) = (fast.clone(), actix.clone());
+                            async move {
+                                match fast.serve(&io).await {
+                                    Next::Actix => actix.call(io).await,
+                                    Next::Closed => Ok(()),
+                                }
+                            }
+                        }))
                     }
                 })
-                .wrap(Condition::new(
-                    // Below `info` the access log is not built at all: it cost ~6 % of a presign.
-                    log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
-                    // %U is the path without the query: signed URLs never reach the log.
-                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                ))
-        })
-        .listen(listener)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?
-        .run();
+            })
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+            .run();
         log::info!("flare listening on http://{addr} (public URL {base_url})");
         Ok(Application {
             port: addr.port(),

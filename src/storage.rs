@@ -650,6 +650,63 @@ impl FileChunks {
     }
 }
 
+/// Whether the page cache holds every page of `len` bytes at `offset`, by `cachestat(2)`
+/// (Linux 6.5 and later), which counts pages without touching them. `None` where the call is
+/// missing or refused (an older kernel, a seccomp filter).
+pub fn is_cached(file: &File, offset: u64, len: u64) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    /// The syscall's number is the same on every architecture (the unified table).
+    const SYS_CACHESTAT: libc::c_long = 451;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    if len == 0 {
+        return Some(true);
+    }
+    let range = Range { off: offset, len };
+    let mut stat = Stat::default();
+    // SAFETY: both structs have the kernel's layout (include/uapi/linux/mman.h) and outlive the
+    // call, which only writes into `stat`.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let page = page_size();
+    let pages = (offset + len - 1) / page - offset / page + 1;
+    Some(stat.nr_cache >= pages)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// Reads `len` bytes at `offset` into the page cache, waiting for the disk. Blocking.
+pub fn load_into_cache(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let n = usize::try_from(len).map_err(io::Error::other)?;
+    read_waiting(file, offset, n).map(drop)
+}
+
 /// Exactly `n` bytes at `offset`, waiting for the disk if need be. Blocking.
 fn read_waiting(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
     use std::io::Read;

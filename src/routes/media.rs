@@ -1,7 +1,7 @@
 //! `GET`/`HEAD` at the public URL: the stored bytes, with one Range and conditional requests.
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HttpDate};
+use actix_web::http::header::{self, HeaderName, HeaderValue, HttpDate};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -10,7 +10,7 @@ use crate::names::{check_path_name, content_type_for};
 use crate::passwords;
 use crate::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Validators};
 use crate::startup::AppState;
-use crate::storage::{FileChunks, ObjectKey};
+use crate::storage::{FileChunks, ObjectKey, ObjectMeta};
 use crate::videos;
 
 pub async fn get(
@@ -52,15 +52,14 @@ pub async fn get(
         etag: meta.etag.clone(),
         last_modified: meta.modified,
     };
-    let mut res = HttpResponse::build(StatusCode::OK);
-    if protected {
-        res.insert_header((header::CACHE_CONTROL, "private, no-store"));
-    }
-    res.insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::ETAG, meta.etag.clone()))
-        .insert_header((header::LAST_MODIFIED, HttpDate::from(meta.modified)));
     let use_range = match evaluate(req.headers(), &validators) {
-        Precondition::NotModified => return Ok(res.status(StatusCode::NOT_MODIFIED).finish()),
+        Precondition::NotModified => {
+            let mut res = HttpResponse::build(StatusCode::NOT_MODIFIED);
+            for h in validator_headers(&meta, protected) {
+                res.insert_header(h);
+            }
+            return Ok(res.finish());
+        }
         Precondition::Send { use_range } => use_range,
     };
     let range = req
@@ -69,24 +68,78 @@ pub async fn get(
         .and_then(|h| h.to_str().ok())
         .filter(|_| use_range)
         .map_or(RangeAnswer::Full, |h| parse_range(h, meta.size));
-    let (start, len) = match range {
-        RangeAnswer::Full => (0, meta.size),
-        RangeAnswer::Partial { start, end } => {
-            res.status(StatusCode::PARTIAL_CONTENT).insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {start}-{end}/{}", meta.size),
-            ));
-            (start, end - start + 1)
-        }
-        RangeAnswer::Unsatisfiable => {
-            return Err(ApiError::RangeNotSatisfiable { size: meta.size })
-        }
-    };
-    res.insert_header((header::CONTENT_TYPE, content_type));
+    let plan = plan(&meta, content_type, protected, range)?;
+    let mut res = HttpResponse::build(plan.status);
+    for h in plan.headers {
+        res.insert_header(h);
+    }
+    let (start, len) = (plan.start, plan.len);
     if req.method() == Method::HEAD {
         // The length is announced; no byte is read.
         let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
         return Ok(res.body(SizedStream::new(len, empty)));
     }
     Ok(res.body(SizedStream::new(len, FileChunks::new(file, start, len))))
+}
+
+/// What a GET or HEAD of a stored object answers once its conditionals are settled: the status,
+/// the headers of this route (the middlewares and the HTTP layer add theirs), and which bytes.
+/// `routes::media` and the `sendfile` path (`crate::fastpath`) both answer from this.
+pub(crate) struct Plan {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// `range` is what the request's `Range` asks for (`Full` when it has none, or when `If-Range`
+/// did not match); an unsatisfiable one is the 416 error.
+pub(crate) fn plan(
+    meta: &ObjectMeta,
+    content_type: &'static str,
+    protected: bool,
+    range: RangeAnswer,
+) -> Result<Plan, ApiError> {
+    let mut headers = validator_headers(meta, protected);
+    let (status, start, len) = match range {
+        RangeAnswer::Full => (StatusCode::OK, 0, meta.size),
+        RangeAnswer::Partial { start, end } => {
+            let value = format!("bytes {start}-{end}/{}", meta.size);
+            headers.push((header::CONTENT_RANGE, header_value(value)));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { size: meta.size })
+        }
+    };
+    headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+    Ok(Plan {
+        status,
+        headers,
+        start,
+        len,
+    })
+}
+
+/// What a 304 repeats of the full answer.
+fn validator_headers(meta: &ObjectMeta, protected: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(6);
+    if protected {
+        headers.push((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        ));
+    }
+    headers.push((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
+    headers.push((header::ETAG, header_value(meta.etag.clone())));
+    headers.push((
+        header::LAST_MODIFIED,
+        header_value(HttpDate::from(meta.modified).to_string()),
+    ));
+    headers
+}
+
+/// Values made here are ASCII digits, quotes, dashes and dates.
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("a visible-ASCII header value")
 }

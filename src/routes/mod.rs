@@ -3,7 +3,7 @@
 
 mod assets;
 mod health;
-mod media;
+pub(crate) mod media;
 mod openapi;
 mod pages;
 mod presign;

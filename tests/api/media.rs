@@ -184,3 +184,154 @@ fn a_missing_object_is_a_json_404() {
     assert_eq!(res.status, 404);
     assert_eq!(res.error_code(), "not-found");
 }
+
+/// The headers of a response but `date`, sorted, for comparing two answers.
+fn headers_but_date(res: &crate::helpers::Response) -> Vec<(String, String)> {
+    let mut h: Vec<_> = res
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    h.sort();
+    h
+}
+
+/// Whether this kernel has `cachestat(2)`, without which every media GET is actix's.
+fn sendfile_path_on(app: &TestApp) -> bool {
+    let db = std::fs::File::open(app.data_dir().join("flare.db")).unwrap();
+    flare::storage::is_cached(&db, 0, 1).is_some()
+}
+
+#[test]
+fn the_sendfile_path_answers_exactly_as_actix_does() {
+    // With and without CORS origins: with them, every response varies on `Origin`.
+    for origins in [None, Some(vec!["http://site.example".to_string()])] {
+        let app = TestApp::spawn_with(|s| s.cors_allowed_origins = origins.clone());
+        let (body, public) = stored(&app, 300_000);
+        let before = flare::fastpath::answered();
+        let cases = [
+            ("GET", None, 200, 0..300_000),
+            ("GET", Some("bytes=0-9"), 206, 0..10),
+            ("GET", Some("bytes=-5"), 206, 299_995..300_000),
+            ("GET", Some("bytes=299990-999999"), 206, 299_990..300_000),
+            ("GET", Some("bytes=0-1,5-6"), 200, 0..300_000),
+            ("HEAD", None, 200, 0..0),
+            ("HEAD", Some("bytes=5-"), 206, 0..0),
+        ];
+        for (method, range, status, bytes) in cases.clone() {
+            let mut headers = vec![("User-Agent", "test"), ("Connection", "keep-alive")];
+            headers.extend(range.map(|r| ("Range", r)));
+            let fast = app.send(method, &public, &headers, b"");
+            // A header the fast path does not know sends the request to actix.
+            headers.push(("X-Test", "to actix"));
+            let actix = app.send(method, &public, &headers, b"");
+            assert_eq!(fast.status, status, "{method} {range:?}");
+            assert_eq!(actix.status, status, "{method} {range:?}");
+            assert_eq!(headers_but_date(&fast), headers_but_date(&actix));
+            assert!(fast.header("date").is_some());
+            assert!(fast.body == body[bytes.clone()], "{method} {range:?}");
+            assert!(actix.body == fast.body);
+        }
+        if sendfile_path_on(&app) {
+            assert!(flare::fastpath::answered() - before >= cases.len() as u64);
+        } else {
+            eprintln!("no cachestat(2) on this kernel: only actix's path was tested");
+        }
+    }
+}
+
+/// Reads one response off a kept-alive connection: status, headers, body.
+fn read_one(
+    r: &mut impl std::io::BufRead,
+    head_only: bool,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; if head_only { 0 } else { len }];
+    r.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}
+
+#[test]
+fn a_kept_alive_connection_moves_from_the_sendfile_path_to_actix() {
+    use std::io::{BufReader, Write};
+    let app = TestApp::spawn();
+    let (body, public) = stored(&app, 100_000);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    // Pipelined in one write: two plain media requests, then one only actix answers.
+    let pipelined = format!(
+        "GET {public} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n\
+         HEAD {public} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    conn.write_all(pipelined.as_bytes()).unwrap();
+    let (status, _, got) = read_one(&mut reader, false);
+    assert_eq!((status, &got[..]), (206, &body[10..20]));
+    let (status, headers, got) = read_one(&mut reader, true);
+    assert_eq!(status, 200);
+    assert!(got.is_empty());
+    assert!(headers.contains(&("content-length".into(), "100000".into())));
+    let (status, _, got) = read_one(&mut reader, false);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+    assert!(String::from_utf8_lossy(&got).contains("ok"));
+    // actix keeps the connection and answers the media request that follows.
+    let next = format!("GET {public} HTTP/1.1\r\nHost: x\r\nRange: bytes=-3\r\n\r\n");
+    conn.write_all(next.as_bytes()).unwrap();
+    let (status, _, got) = read_one(&mut reader, false);
+    assert_eq!((status, &got[..]), (206, &body[99_997..]));
+    // And an If-None-Match first sends a fresh connection straight to actix: a 304.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let etag = app
+        .send("HEAD", &public, &[], b"")
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let conditional = format!("GET {public} HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n");
+    conn.write_all(conditional.as_bytes()).unwrap();
+    assert_eq!(read_one(&mut reader, false).0, 304);
+}
+
+#[test]
+fn an_object_not_in_the_page_cache_is_read_in_and_sent() {
+    use std::os::fd::AsRawFd;
+    let app = TestApp::spawn();
+    let body = sample(3 * 1024 * 1024 + 7);
+    let (id, public) = app.upload("demo.mp4", &body);
+    let file = std::fs::File::open(app.object_path(&id, "demo.mp4")).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: an open descriptor; the advice only drops clean cached pages.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let len = body.len() as u64;
+    match flare::storage::is_cached(&file, 0, len) {
+        Some(false) => {}
+        other => eprintln!("the object could not be dropped from the page cache ({other:?})"),
+    }
+    let res = app.send("GET", &public, &[("Range", "bytes=1000000-")], b"");
+    assert_eq!(res.status, 206);
+    assert!(res.body == body[1_000_000..]);
+    // Served through the page cache: what was sent is cached now.
+    assert!(flare::storage::is_cached(&file, 1_000_000, len - 1_000_000).unwrap_or(true));
+    let res = app.send("GET", &public, &[], b"");
+    assert!(res.body == body);
+}
