@@ -335,3 +335,88 @@ fn an_object_not_in_the_page_cache_is_read_in_and_sent() {
     let res = app.send("GET", &public, &[], b"");
     assert!(res.body == body);
 }
+
+#[test]
+fn the_sendfile_path_writes_the_same_access_log_line_as_actix() {
+    use crate::helpers::{flare_cli, Node};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let token = flare_cli(&data, &["token", "create", "--name", "log"])
+        .trim()
+        .to_string();
+    let node = Node::start(&data, &[]);
+    let auth = format!("Bearer {token}");
+    let api = |path: &str, body: serde_json::Value| {
+        node.send(
+            "POST",
+            path,
+            &[("Authorization", &auth)],
+            body.to_string().as_bytes(),
+        )
+        .json()
+    };
+    let id = api(
+        "/api/video/create",
+        serde_json::json!({ "fileName": "a.mp4" }),
+    )["video"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = api(
+        "/api/video/upload/presign",
+        serde_json::json!({ "videoId": id, "fileName": "a.mp4" }),
+    );
+    let put = format!(
+        "/{}",
+        p["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap()
+    );
+    let body = sample(5_000);
+    assert_eq!(
+        node.send("PUT", &put, &[("Content-Type", "video/mp4")], &body)
+            .status,
+        200
+    );
+    let media = format!("/media/{id}/composite/a.mp4");
+    // The query is not logged on either path.
+    let with_query = format!("{media}?secret-looking-query");
+    node.send("GET", &with_query, &[("Range", "bytes=0-9")], b"");
+    node.send(
+        "GET",
+        &with_query,
+        &[("Range", "bytes=0-9"), ("X-Test", "to actix")],
+        b"",
+    );
+    node.send("HEAD", &media, &[], b"");
+    node.send("HEAD", &media, &[("X-Test", "to actix")], b"");
+    // Lines are written once the response is done; give the log a moment to arrive.
+    let lines = || -> Vec<String> {
+        let text = node.log_text();
+        text.lines()
+            .filter(|l| l.contains(&media))
+            // Everything after the level, but the time taken: `http: 127.0.0.1 "GET …" 206 10`.
+            .map(|l| {
+                let rest = &l[l.find("http: ").expect("the access log's source")..];
+                let (line, took) = rest.rsplit_once(' ').unwrap();
+                assert!(took.ends_with("ms") && took.contains('.'), "{l}");
+                line.to_string()
+            })
+            .collect()
+    };
+    for _ in 0..100 {
+        if lines().len() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let lines = lines();
+    let get = format!("http: 127.0.0.1 \"GET {media}\" 206 10");
+    let head = format!("http: 127.0.0.1 \"HEAD {media}\" 200 0");
+    assert_eq!(lines, [get.clone(), get, head.clone(), head]);
+    assert!(!node.log_text().contains("secret-looking"));
+}
