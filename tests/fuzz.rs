@@ -1,5 +1,6 @@
 //! Property-based fuzzing of the parsers that face the network: the Range header, the signed
-//! URL's query parser and verifier, and JSON request bodies with the embed-settings merger.
+//! URL's query parser and verifier, JSON request bodies with the embed-settings merger, and the
+//! request heads the sendfile path peeks at.
 //!
 //! `cargo fuzz` needs a nightly toolchain; CI has the stable one, so the same targets are fuzzed
 //! here with a seeded generator: seeds from `tests/fuzz-corpus/`, their mutations, and random
@@ -8,6 +9,7 @@
 
 use flare::body::JsonObject;
 use flare::embed::EmbedSettings;
+use flare::fastpath::plain_request;
 use flare::ranges::{parse_range, RangeAnswer};
 use flare::signing::{self, UploadGrant, VerifyError};
 use std::time::{Duration, Instant};
@@ -200,6 +202,71 @@ fn fuzz_json_bodies() {
                 assert!(["flare", "minimal", "custom"].contains(&merged.player_theme.as_str()));
                 assert!(merged.accent_color.len() == 7 && merged.accent_color.starts_with('#'));
             }
+        }
+    });
+    assert!(runs > 1000);
+}
+
+#[test]
+fn fuzz_media_request_heads() {
+    // What the sendfile path may take: only these headers, checked here independently of the
+    // list in `fastpath`.
+    let allowed = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        name.starts_with("sec-fetch-")
+            || name.starts_with("sec-ch-")
+            || [
+                "host",
+                "user-agent",
+                "accept",
+                "accept-encoding",
+                "accept-language",
+                "referer",
+                "cookie",
+                "cache-control",
+                "pragma",
+                "dnt",
+                "priority",
+                "upgrade-insecure-requests",
+                "range",
+                "connection",
+            ]
+            .contains(&name.as_str())
+    };
+    let runs = fuzz("media-head", "media-head.txt", |data| {
+        let Some(req) = plain_request(data) else {
+            return;
+        };
+        assert!(req.head_len <= data.len());
+        let head = String::from_utf8_lossy(&data[..req.head_len]);
+        assert!(
+            head.ends_with("\n\n") || head.ends_with("\n\r\n"),
+            "{head:?}"
+        );
+        // Empty lines before a request line are skipped, as RFC 9112 §2.2 allows (and actix).
+        let mut lines = head.trim_start_matches(['\r', '\n']).lines();
+        let first = lines.next().unwrap();
+        assert!(
+            first.starts_with("GET /media/") || first.starts_with("HEAD /media/"),
+            "{head:?}"
+        );
+        assert!(first.ends_with(" HTTP/1.1"), "{first:?}");
+        assert!(req.path.starts_with("/media/") && !req.path.contains(['%', '?']));
+        assert_eq!(
+            req.path,
+            format!("/media/{}/composite/{}", req.video_id, req.file_name)
+        );
+        assert!(flare::names::check_path_name("videoId", req.video_id).is_ok());
+        assert!(flare::names::check_path_name("fileName", req.file_name).is_ok());
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            let name = line.split(':').next().unwrap();
+            assert!(allowed(name), "{name:?} let through in {head:?}");
+        }
+        if let Some(range) = req.range {
+            assert!(
+                range.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{range:?}"
+            );
         }
     });
     assert!(runs > 1000);
