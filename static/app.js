@@ -188,8 +188,9 @@
       loadLibrary(true);
     } catch (err) {
       if (cancelled || err.code === "cancelled") return;
+      // The record made for this file goes first, so no refusal is shown while it still exists.
+      if (videoId) await api("DELETE", `/api/video/${videoId}`).catch(() => {});
       fail(explain(err));
-      if (videoId) api("DELETE", `/api/video/${videoId}`).catch(() => {});
     }
   }
 
