@@ -2,7 +2,7 @@
 //! whole, nothing partial is public, temp files are gone, the database is sound, and the
 //! interrupted URLs still work for a retry.
 
-use crate::helpers::{flare_cli, sample, sha256_hex, Node};
+use crate::helpers::{data_dir_with_token, flare_cli, sample, sha256_hex, Node};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
@@ -28,12 +28,7 @@ fn slow_put(port: u16, path: &str, body: &[u8], pause: Duration) -> Option<u16> 
 
 #[test]
 fn a_killed_server_loses_nothing_it_acknowledged_and_shows_nothing_partial() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let token = flare_cli(&data, &["token", "create", "--name", "crash"])
-        .trim()
-        .to_string();
+    let (_dir, data, token) = data_dir_with_token("crash");
     let auth = format!("Bearer {token}");
     let mut node = Node::start(&data, &[("FLARE_SYNC_UPLOADS", "true")]);
 

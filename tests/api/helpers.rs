@@ -436,6 +436,18 @@ pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A fresh temporary folder with an empty `data/` in it and a token (every scope) made there by
+/// `flare token create`, for tests that run the binary: (folder, data folder, token).
+pub fn data_dir_with_token(name: &str) -> (TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let token = flare_cli(&data, &["token", "create", "--name", name])
+        .trim()
+        .to_string();
+    (dir, data, token)
+}
+
 /// Every file under `dir`, at any depth.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

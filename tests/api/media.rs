@@ -346,13 +346,8 @@ fn an_object_not_in_the_page_cache_is_read_in_and_sent() {
 
 #[test]
 fn the_sendfile_path_writes_the_same_access_log_line_as_actix() {
-    use crate::helpers::{flare_cli, Node};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let token = flare_cli(&data, &["token", "create", "--name", "log"])
-        .trim()
-        .to_string();
+    use crate::helpers::{data_dir_with_token, Node};
+    let (_dir, data, token) = data_dir_with_token("log");
     let node = Node::start(&data, &[]);
     let auth = format!("Bearer {token}");
     let api = |path: &str, body: serde_json::Value| {

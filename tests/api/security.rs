@@ -1,17 +1,12 @@
 //! Secrets stay secret: no token, password or URL signature in the logs or in clear in the
 //! database files, whatever the server did with them.
 
-use crate::helpers::{flare_cli, Node};
+use crate::helpers::{data_dir_with_token, Node};
 use serde_json::json;
 
 #[test]
 fn no_secret_reaches_the_log_or_the_database_in_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let token = flare_cli(&data, &["token", "create", "--name", "secret"])
-        .trim()
-        .to_string();
+    let (_dir, data, token) = data_dir_with_token("secret");
     let mut node = Node::start(&data, &[("FLARE_LOG_LEVEL", "debug")]);
     let auth = format!("Bearer {token}");
     let api = |method: &str, path: &str, body: serde_json::Value| {
