@@ -53,8 +53,9 @@ pub fn answered() -> u64 {
     ANSWERED.load(Ordering::Relaxed)
 }
 
-/// Headers that cannot change a media answer; a request with any other goes to actix.
-const HARMLESS: &[&str] = &[
+/// Headers that cannot change a media answer (besides `Range`, `Connection` and the browsers'
+/// `Sec-Fetch-*` and `Sec-CH-*`); a request with any other goes to actix.
+pub const HARMLESS: &[&str] = &[
     "host",
     "user-agent",
     "accept",
