@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::Interest;
 
@@ -43,8 +43,9 @@ pub const IDLE: Duration = Duration::from_secs(5);
 /// Bytes checked against the page cache (and read into it when missing) before each `sendfile`.
 const CHUNK: u64 = 1 << 20;
 
-/// Set when `cachestat` turns out to be missing: from then on every connection goes to actix.
-static OFF: AtomicBool = AtomicBool::new(false);
+/// Whether `cachestat` works here, found on the first object served; without it every
+/// connection goes to actix.
+static CACHESTAT: OnceLock<bool> = OnceLock::new();
 /// Responses sent whole by this path, since the process started.
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
@@ -189,7 +190,7 @@ impl FastPath {
     pub async fn serve(&self, io: &TcpStream) -> Next {
         let mut buf = vec![0u8; PEEK];
         loop {
-            if OFF.load(Ordering::Relaxed) {
+            if CACHESTAT.get() == Some(&false) {
                 return Next::Actix;
             }
             let peeked = tokio::select! {
@@ -238,9 +239,14 @@ impl FastPath {
             file_name: req.file_name.to_string(),
         };
         let (file, meta) = self.app.storage.open_object(&key).ok()??;
-        if storage::is_cached(&file, 0, 1).is_none() {
-            OFF.store(true, Ordering::Relaxed);
-            log::info!("cachestat(2) is not available: media is served by actix-web's path");
+        let cachestat = CACHESTAT.get_or_init(|| {
+            let works = storage::is_cached(&file, 0, 1).is_some();
+            if !works {
+                log::info!("cachestat(2) is not available: media is served by actix-web's path");
+            }
+            works
+        });
+        if !cachestat {
             return None;
         }
         let range = req

@@ -688,7 +688,11 @@ pub fn is_cached(file: &File, offset: u64, len: u64) -> Option<bool> {
         )
     };
     if r != 0 {
-        return None;
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM) => None,
+            // Not answerable for this file: treat it as not cached.
+            _ => Some(false),
+        };
     }
     let page = page_size();
     let pages = (offset + len - 1) / page - offset / page + 1;
