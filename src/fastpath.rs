@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::Interest;
 
+use crate::logging::ACCESS_LOG;
 use crate::names::{check_path_name, content_type_for};
 use crate::ranges::{parse_range, RangeAnswer};
 use crate::routes::media::{plan, Plan};
@@ -189,6 +190,7 @@ impl FastPath {
     /// Answers the plain media requests that come first on `io`, until one is not plain.
     pub async fn serve(&self, io: &TcpStream) -> Next {
         let mut buf = vec![0u8; PEEK];
+        let mut nodelay = false;
         loop {
             if CACHESTAT.get() == Some(&false) {
                 return Next::Actix;
@@ -213,7 +215,9 @@ impl FastPath {
             }
             // As nginx does on kept-alive connections: the last segment of a body leaves at
             // once instead of waiting for the client's delayed ACK of the one before.
-            let _ = io.set_nodelay(true);
+            if !nodelay {
+                nodelay = io.set_nodelay(true).is_ok();
+            }
             let mut sent = 0;
             let result = self.send(io, &req, &ready, &mut sent).await;
             log_access(io, &req, ready.plan.status.as_u16(), sent, started);
@@ -392,8 +396,7 @@ async fn send_file(
 
 /// The line actix-web's `Logger` writes, in its format (`startup.rs`), under its target.
 fn log_access(io: &TcpStream, req: &Plain<'_>, status: u16, sent: u64, started: Instant) {
-    const TARGET: &str = "actix_web::middleware::logger";
-    if !log::log_enabled!(target: TARGET, log::Level::Info) {
+    if !log::log_enabled!(target: ACCESS_LOG, log::Level::Info) {
         return;
     }
     let peer = io
@@ -401,7 +404,7 @@ fn log_access(io: &TcpStream, req: &Plain<'_>, status: u16, sent: u64, started: 
         .map_or_else(|_| "-".to_string(), |a| a.ip().to_string());
     let method = if req.head_only { "HEAD" } else { "GET" };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    log::info!(target: TARGET, "{peer} \"{method} {}\" {status} {sent} {ms:.6}ms", req.path);
+    log::info!(target: ACCESS_LOG, "{peer} \"{method} {}\" {status} {sent} {ms:.6}ms", req.path);
 }
 
 #[cfg(test)]

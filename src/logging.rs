@@ -2,6 +2,10 @@
 
 use log::{LevelFilter, Log, Metadata, Record};
 
+/// The target of the access log: actix-web's `Logger` writes under it, and flare's sendfile
+/// path (`fastpath`) writes the same lines under it too. Shown as `http`.
+pub const ACCESS_LOG: &str = "actix_web::middleware::logger";
+
 struct StderrLogger;
 
 impl Log for StderrLogger {
@@ -12,7 +16,7 @@ impl Log for StderrLogger {
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
             let target = record.target();
-            let source = if target.starts_with("actix_web::middleware::logger") {
+            let source = if target.starts_with(ACCESS_LOG) {
                 "http"
             } else {
                 target

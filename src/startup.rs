@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::fastpath::{self, FastPath, Next};
+use crate::logging::ACCESS_LOG;
 use crate::routes;
 use crate::signing::key_from_bytes;
 use crate::storage::Storage;
@@ -170,9 +171,9 @@ impl Application {
                     .default_service(web::to(routes::not_found))
                     .wrap_fn(move |req, srv| cors(&origins, req, srv))
                     .wrap(
-                        DefaultHeaders::new()
-                            .add(EVERY_RESPONSE[0].clone())
-                            .add(EVERY_RESPONSE[1].clone()),
+                        EVERY_RESPONSE
+                            .into_iter()
+                            .fold(DefaultHeaders::new(), DefaultHeaders::add),
                     )
                     .wrap_fn(|req, srv| {
                         let fut = srv.call(req);
@@ -189,7 +190,7 @@ impl Application {
                     })
                     .wrap(Condition::new(
                         // Below `info` the access log is not built at all: it cost ~6 % of a presign.
-                        log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
+                        log::log_enabled!(target: ACCESS_LOG, log::Level::Info),
                         // %U is the path without the query: signed URLs never reach the log.
                         Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                             .custom_request_replace("method", |req| req.method().to_string()),
