@@ -95,6 +95,72 @@ fn the_body_check_rejects_a_body_that_breaks_the_schema() {
     );
 }
 
+#[test]
+fn the_presign_schema_never_refuses_a_file_name_the_server_takes() {
+    // A client that checks its request against the document first must never be stopped from
+    // sending one the server would take; the names it does let through may still be refused
+    // (`..`, look-alikes, whitespace, over 255 bytes: the description says so).
+    let app = TestApp::spawn();
+    let video_id = app.create_video("a.mp4");
+    let schema = json!({ "$ref": "#/components/schemas/PresignRequest" });
+    let names = [
+        "a.mp4",
+        "A.MP4",
+        "clip.m4v",
+        "x.Mov",
+        "x.webm",
+        "x.mkv",
+        "x.ogv",
+        "é clip.webm",
+        "a..b.mp4",
+        " a.mp4",
+        "a.txt",
+        "a",
+        "mp4",
+        ".mp4",
+        ".a.mp4",
+        "a/b.mp4",
+        "a\\b.mp4",
+        "a\u{1}.mp4",
+        "a\u{85}.mp4",
+        "a.mp4.exe",
+        "a.mp4 ",
+        "a\u{2215}b.mp4",
+    ];
+    let mut taken = 0;
+    for name in names {
+        let body = json!({ "videoId": video_id, "fileName": name });
+        let documented = conforms(&schema, &body);
+        let res = app.api("POST", "/api/video/upload/presign", Some(body));
+        if res.status == 200 {
+            taken += 1;
+            assert!(
+                documented.is_ok(),
+                "{name:?} is taken but the schema refuses it: {documented:?}"
+            );
+        } else {
+            assert!(
+                matches!(res.status, 400 | 415),
+                "{name:?}: {} {}",
+                res.status,
+                res.text()
+            );
+        }
+        if documented.is_err() {
+            assert_ne!(res.status, 200, "{name:?}");
+        }
+    }
+    assert_eq!(taken, 8, "every supported extension, in any case, is taken");
+    // And the pattern does refuse what it is there for.
+    for name in ["a.txt", ".mp4", "a/b.mp4", "a\u{1}.mp4", "a.mp4.exe"] {
+        let body = json!({ "videoId": video_id, "fileName": name });
+        assert!(
+            conforms(&schema, &body).is_err(),
+            "{name:?} passes the schema"
+        );
+    }
+}
+
 /// The documented path template that `path` falls under, preferring literal segments.
 fn template_for(path: &str) -> Option<&'static str> {
     let segs: Vec<&str> = path.split('/').collect();
@@ -135,6 +201,13 @@ fn resolve(v: &Value) -> &Value {
 }
 
 fn validate(schema: &Value, body: &Value, what: &str) {
+    if let Err(e) = conforms(schema, body) {
+        panic!("{what}: the body does not match the OpenAPI schema: {e}\nbody: {body}");
+    }
+}
+
+/// Whether `body` matches `schema` (a schema of the document, or a `$ref` into it).
+fn conforms(schema: &Value, body: &Value) -> Result<(), String> {
     static CACHE: OnceLock<Mutex<HashMap<String, jsonschema::Validator>>> = OnceLock::new();
     let key = schema.to_string();
     let mut cache = CACHE
@@ -146,9 +219,7 @@ fn validate(schema: &Value, body: &Value, what: &str) {
         root.as_object_mut().unwrap().extend(schema.as_object().unwrap().clone());
         jsonschema::validator_for(&root).expect("the schema compiles")
     });
-    if let Err(e) = validator.validate(body) {
-        panic!("{what}: the body does not match the OpenAPI schema: {e}\nbody: {body}");
-    }
+    validator.validate(body).map_err(|e| e.to_string())
 }
 
 /// Checks a JSON response against the document: its status must be documented for the
