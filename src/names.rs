@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 
 /// The only extensions accepted, with the Content-Type each upload is signed for (spec § Presign).
-const CONTENT_TYPES: &[(&str, &str)] = &[
+pub const CONTENT_TYPES: &[(&str, &str)] = &[
     ("mp4", "video/mp4"),
     ("m4v", "video/x-m4v"),
     ("mov", "video/quicktime"),
