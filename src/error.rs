@@ -40,6 +40,8 @@ pub enum ApiError {
     InsufficientStorage(Option<String>),
     /// A client stopped sending its body for longer than the idle timeout.
     Timeout(String),
+    /// The server cannot do this now (its database cannot be written); the message says what.
+    Unavailable(String),
     /// The cause goes to the log; the client sees an opaque message.
     Internal(String),
 }
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range-not-satisfiable",
             ApiError::InsufficientStorage(_) => "insufficient-storage",
             ApiError::Timeout(_) => "request-timeout",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -92,6 +95,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,7 +148,9 @@ impl ApiError {
             ApiError::InsufficientStorage(None) => {
                 "the server's disk is full; nothing was stored, try again later".into()
             }
-            ApiError::InsufficientStorage(Some(m)) | ApiError::Timeout(m) => m.clone(),
+            ApiError::InsufficientStorage(Some(m))
+            | ApiError::Timeout(m)
+            | ApiError::Unavailable(m) => m.clone(),
             ApiError::Internal(_) => "the server failed; the cause is in its log".into(),
         }
     }

@@ -235,7 +235,8 @@ impl FastPath {
     /// range that cannot be satisfied, no `cachestat`).
     async fn prepare(&self, req: &Plain<'_>) -> Option<Ready> {
         let video = crate::videos::get(&self.app, req.video_id).await.ok()?;
-        if video.password_hash.is_some() {
+        if video.password_hash.is_some() || !crate::videos::is_public_object(&video, req.file_name)
+        {
             return None;
         }
         let key = ObjectKey {

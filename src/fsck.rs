@@ -18,8 +18,8 @@ const STALE_UPLOAD_MS: i64 = 24 * 3600 * 1000;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// `database-corrupt`, `missing-file`, `size-mismatch`, `sha256-mismatch`, `orphan-file`,
-    /// `unfinished-delete`, `stale-upload`, `temp-file`.
+    /// `database-corrupt`, `unfinished-publication`, `missing-file`, `size-mismatch`,
+    /// `sha256-mismatch`, `orphan-file`, `unfinished-delete`, `stale-upload`, `temp-file`.
     pub kind: &'static str,
     pub video_id: Option<String>,
     /// Relative to the data folder.
@@ -66,10 +66,47 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         ));
     }
 
+    // Publications a crash interrupted (a running server finishes its own within milliseconds;
+    // the next start finishes the rest).
+    let publications = app.db.call(|c| db::publications::all(c)).map_err(sql)?;
+    for p in &publications {
+        let outcome = crate::publish::outcome(&app.db, &app.storage, p)?;
+        let repaired = opts.repair && {
+            crate::publish::finish(&app.db, &app.storage, p)?;
+            true
+        };
+        report.problems.push(problem(
+            "unfinished-publication",
+            Some(&p.video_id),
+            Some(&format!("tmp/{}", p.temp_name)),
+            format!(
+                "an upload's record was committed but its file not yet moved into place ({outcome:?}); \
+                 the server finishes it at start-up"
+            ),
+            repaired,
+        ));
+    }
+    let staged: HashSet<String> = publications
+        .iter()
+        .filter(|_| !opts.repair)
+        .map(|p| p.temp_name.clone())
+        .collect();
+    let publishing: HashSet<&str> = publications
+        .iter()
+        .filter(|_| !opts.repair)
+        .map(|p| p.video_id.as_str())
+        .collect();
+
     let videos = app.db.call(|c| db::videos::all(c)).map_err(sql)?;
     report.videos = videos.len();
     // Files of a video being deleted are that deletion's business, reported once above.
     let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
+    // The one object each ready video may have.
+    let objects: HashSet<(&str, &str)> = videos
+        .iter()
+        .filter(|v| v.status == "ready")
+        .filter_map(|v| Some((v.id.as_str(), v.object_name.as_deref()?)))
+        .collect();
 
     for v in &videos {
         if v.status == "deleting" {
@@ -155,13 +192,19 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     let files = app.storage.inventory().map_err(io)?;
     report.files = files.len();
     for f in &files {
-        // Any file in a video's folder is reachable at its own public URL.
-        if f.key
-            .as_ref()
-            .is_some_and(|k| owners.contains(k.video_id.as_str()))
-        {
+        // One video has one object, the one its record names; a being-deleted video's files
+        // are its deletion's business, and a publishing one's are about to change.
+        let owner = f.key.as_ref().map(|k| k.video_id.as_str());
+        if f.key.as_ref().is_some_and(|k| {
+            objects.contains(&(k.video_id.as_str(), k.file_name.as_str()))
+                || publishing.contains(k.video_id.as_str())
+                || videos
+                    .iter()
+                    .any(|v| v.id == k.video_id && v.status == "deleting")
+        }) {
             continue;
         }
+        let owned = owner.is_some_and(|id| owners.contains(id));
         let rel = format!("objects/{}", f.path.display());
         let moved = if opts.repair {
             Some(app.storage.to_lost_found(&f.path, false).map_err(io)?)
@@ -172,13 +215,18 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             "orphan-file",
             f.key.as_ref().map(|k| k.video_id.as_str()),
             Some(&rel),
-            match &moved {
-                Some(to) => format!(
-                    "{} bytes that no video owns; moved to {}",
+            match (&moved, owned) {
+                (Some(to), _) => format!(
+                    "{} bytes that no video's record names; moved to {}",
                     f.size,
                     to.display()
                 ),
-                None => format!(
+                (None, true) => format!(
+                    "{} bytes beside the object its video's record names (one video has one \
+                     object); repair moves it to lost+found/",
+                    f.size
+                ),
+                (None, false) => format!(
                     "{} bytes that no video owns; repair moves it to lost+found/",
                     f.size
                 ),
@@ -211,6 +259,9 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     }
 
     for t in app.storage.temp_files().map_err(io)? {
+        if staged.contains(&t.name) {
+            continue;
+        }
         let stale = t.age >= STALE_TEMP;
         let moved = if opts.repair && stale {
             Some(

@@ -114,6 +114,12 @@ impl AppState {
     /// Work a stopped server may have left: temp files and half-done deletions. Only before
     /// serving, since a running server's uploads live in `tmp/`. Blocking.
     fn recover(&self) -> Result<(), String> {
+        // First the publications a crash interrupted: their staged files are in tmp/, which is
+        // swept next.
+        let finished = crate::publish::roll_forward(&self.db, &self.storage)?;
+        if finished > 0 {
+            log::info!("finished {finished} publication(s) interrupted by an earlier stop");
+        }
         let swept = self
             .storage
             .sweep_temp()

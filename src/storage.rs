@@ -83,8 +83,8 @@ impl Storage {
     pub fn open(data_dir: &Path, sync: bool) -> io::Result<Storage> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
-        fs::create_dir_all(&objects)?;
-        fs::create_dir_all(&tmp)?;
+        create_private_dir_all(&objects)?;
+        create_private_dir_all(&tmp)?;
         Ok(Storage {
             objects,
             tmp,
@@ -141,7 +141,7 @@ impl Storage {
             let file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o644)
+                .mode(0o600)
                 .open(&path)?;
             Ok::<_, io::Error>((file, TempFile { path: Some(path) }))
         })
@@ -158,15 +158,30 @@ impl Storage {
         })
     }
 
-    /// Moves a finished temp file to its object's place, replacing any previous object whole.
-    /// Blocking; the caller serialises commits.
-    pub fn commit(&self, mut staged: Staged, key: &ObjectKey) -> io::Result<ObjectMeta> {
+    /// Moves a staged upload (`tmp/TEMP_NAME`) to its object's place, replacing any previous
+    /// object of that name whole, then removes the video's previous object when it had another
+    /// name (`replaces`): one video has one object. Called after the record naming it was
+    /// committed, and again at start-up for any publication a crash interrupted, so it may find
+    /// the rename already done. Blocking; the caller serialises publications.
+    pub fn publish(
+        &self,
+        temp_name: &str,
+        key: &ObjectKey,
+        replaces: Option<&str>,
+    ) -> io::Result<()> {
         let dir = self.objects.join(&key.video_id).join("composite");
-        fs::create_dir_all(&dir)?;
-        let temp_path = staged.temp.path.take().expect("a staged file has a path");
-        if let Err(e) = fs::rename(&temp_path, self.object_path(key)) {
-            staged.temp.path = Some(temp_path);
-            return Err(e);
+        create_private_dir_all(&dir)?;
+        match fs::rename(self.tmp.join(temp_name), self.object_path(key)) {
+            Ok(()) => {}
+            // Already published by an earlier call: the temp name is never reused.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(old) = replaces.filter(|old| *old != key.file_name) {
+            match fs::remove_file(dir.join(old)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         if self.sync {
             // The rename is durable once the directories holding it are.
@@ -174,7 +189,28 @@ impl Storage {
                 File::open(d)?.sync_all()?;
             }
         }
-        Ok(staged.meta.clone())
+        Ok(())
+    }
+
+    /// Removes `tmp/NAME`. Blocking.
+    pub fn remove_temp(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.tmp.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `tmp/NAME` exists. Blocking.
+    pub fn temp_exists(&self, name: &str) -> bool {
+        self.tmp.join(name).is_file()
+    }
+
+    /// Removes one object file. Blocking.
+    pub fn remove_object(&self, key: &ObjectKey) -> io::Result<()> {
+        match fs::remove_file(self.object_path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Opens an object for reading; `None` when there is none. Blocking.
@@ -319,7 +355,7 @@ impl Storage {
             .join(format!("{stamp}-{sub}"))
             .join(rel);
         let dest = self.lost_found.parent().expect("data dir").join(&dest_rel);
-        fs::create_dir_all(dest.parent().expect("has a parent"))?;
+        create_private_dir_all(dest.parent().expect("has a parent"))?;
         if dest.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -329,6 +365,16 @@ impl Storage {
         fs::rename(base.join(rel), &dest)?;
         Ok(dest_rel)
     }
+}
+
+/// Creates a folder and its missing parents readable by flare's user alone (0700): on a shared
+/// machine, other users must not read the objects of password-protected videos.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 enum Msg {
@@ -389,9 +435,17 @@ impl ObjectWriter {
         self.join().await
     }
 
+    /// Stops the write and waits until its temp file is gone.
+    pub async fn abort(mut self) {
+        let _ = self.join().await;
+    }
+
     async fn join(&mut self) -> io::Result<Staged> {
         self.tx = None;
-        let task = self.task.take().expect("joined twice");
+        // Already joined when a write failed: the thread is gone, and its file with it.
+        let Some(task) = self.task.take() else {
+            return Err(io::Error::other("the write already ended"));
+        };
         task.await.map_err(io::Error::other)?
     }
 }
@@ -406,14 +460,40 @@ impl Drop for ObjectWriter {
 /// A complete temp file, synced, waiting to be committed. Dropping it removes the file.
 pub struct Staged {
     temp: TempFile,
-    meta: ObjectMeta,
     pub size: u64,
     pub sha256: String,
+}
+
+impl Staged {
+    /// Its name in `tmp/`, as a publication records it.
+    pub fn temp_name(&self) -> String {
+        self.temp
+            .path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Keeps the file: its record now names it, and `Storage::publish` moves it into place.
+    pub fn keep(mut self) {
+        self.temp.path = None;
+    }
 }
 
 /// Removes its file on drop unless the path was taken by a successful rename.
 struct TempFile {
     path: Option<PathBuf>,
+}
+
+impl TempFile {
+    /// Removes the file now, on this (blocking) thread, so that a refusal is answered only once
+    /// the space is free again.
+    fn remove_now(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 impl Drop for TempFile {
@@ -435,11 +515,27 @@ impl Drop for TempFile {
 /// thread hashes the same batches. SHA-256 was a fifth of the PUT path's CPU time
 /// (`bench/profile.sh put`); beside the writes, it runs while they wait on the disk.
 fn write_loop(
-    mut rx: mpsc::Receiver<Msg>,
-    mut file: File,
-    temp: TempFile,
+    rx: mpsc::Receiver<Msg>,
+    file: File,
+    mut temp: TempFile,
     sync: bool,
 ) -> io::Result<Staged> {
+    match write_and_hash(rx, file, sync) {
+        Ok((size, sha256)) => Ok(Staged { temp, size, sha256 }),
+        Err(e) => {
+            // The file is closed by now (it was moved into write_and_hash), so removing it
+            // frees its space at once.
+            temp.remove_now();
+            Err(e)
+        }
+    }
+}
+
+fn write_and_hash(
+    mut rx: mpsc::Receiver<Msg>,
+    mut file: File,
+    sync: bool,
+) -> io::Result<(u64, String)> {
     let (to_hasher, batches) = std::sync::mpsc::sync_channel::<Vec<Bytes>>(HASH_QUEUE);
     let hasher = std::thread::Builder::new()
         .name("flare-upload-hash".into())
@@ -474,13 +570,7 @@ fn write_loop(
     let digest = hasher
         .join()
         .map_err(|_| io::Error::other("the upload's hasher panicked"))?;
-    let meta = ObjectMeta::of(&file.metadata()?);
-    Ok(Staged {
-        temp,
-        meta,
-        size,
-        sha256: hex(digest.as_ref()),
-    })
+    Ok((size, hex(digest.as_ref())))
 }
 
 /// Batches (of `WRITE_BATCH` bytes) the hasher may fall behind the writes.
@@ -775,6 +865,13 @@ mod tests {
         }
     }
 
+    fn publish(storage: &Storage, staged: Staged) -> u64 {
+        let (name, size) = (staged.temp_name(), staged.size);
+        staged.keep();
+        storage.publish(&name, &key(), None).unwrap();
+        size
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_streamed_write_lands_whole_and_a_dropped_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -784,9 +881,9 @@ mod tests {
         w.write(Bytes::from(vec![b'x'; 3 << 20])).await.unwrap();
         let staged = w.finish().await.unwrap();
         assert_eq!(staged.size, 6 + (3 << 20));
-        let meta = storage.commit(staged, &key()).unwrap();
+        let size = publish(&storage, staged);
         let path = dir.path().join("objects/vid/composite/a.mp4");
-        assert_eq!(fs::metadata(&path).unwrap().len(), meta.size);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
 
         let mut aborted = storage.writer().await.unwrap();
         aborted.write(Bytes::from_static(b"partial")).await.unwrap();
@@ -806,7 +903,7 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
-        assert_eq!(fs::metadata(&path).unwrap().len(), meta.size);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
 
         let (file, meta) = storage.open_object(&key()).unwrap().unwrap();
         let chunks: Vec<Bytes> = FileChunks::new(file, 3, meta.size - 3)
@@ -847,7 +944,7 @@ mod tests {
         let bytes: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut w = storage.writer().await.unwrap();
         w.write(Bytes::from(bytes.clone())).await.unwrap();
-        storage.commit(w.finish().await.unwrap(), &key()).unwrap();
+        publish(&storage, w.finish().await.unwrap());
         let (file, _) = storage.open_object(&key()).unwrap().unwrap();
         let (start, len) = (1000, MAX_READ - 7);
         let pieces: Vec<Bytes> = FileChunks::new(file, start as u64, len as u64)

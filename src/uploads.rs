@@ -10,12 +10,12 @@ use std::sync::Mutex;
 
 use crate::auth::check_live;
 use crate::body::JsonObject;
-use crate::db::{self, tokens::TokenRow, uploads::UploadRow};
+use crate::db::{self, publications::Publication, tokens::TokenRow, uploads::UploadRow};
 use crate::error::ApiError;
 use crate::names::{check_path_name, content_type_for};
 use crate::signing::{self, UploadGrant, VerifyError};
 use crate::startup::AppState;
-use crate::storage::{ObjectKey, ObjectMeta};
+use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter};
 use crate::time::{iso8601, now_ms};
 use crate::tokens::time_ordered_id;
 use crate::videos::public_url;
@@ -191,14 +191,122 @@ where
         ApiError::Conflict("an upload through this URL is already in progress".into())
     })?;
 
-    // 4. Stream to a temp file, counting as we go. Returning early drops the writer, which
-    //    removes the temp file.
+    // 4. Stream to a temp file, counting as we go. On any refusal the write is aborted and its
+    //    temp file removed before the answer goes out, so a client retrying at once finds the
+    //    space free again.
     let mut writer = app
         .storage
         .writer()
         .await
         .map_err(|e| ApiError::from_io("creating a temp file", e))?;
     let idle = std::time::Duration::from_secs(app.settings.upload_idle_timeout_secs);
+    if let Err(e) = stream_body(&grant, &mut writer, &mut body, idle).await {
+        writer.abort().await;
+        return Err(e);
+    }
+    let staged = writer
+        .finish()
+        .await
+        .map_err(|e| ApiError::from_io("finishing an upload", e))?;
+    let (size, sha256) = (staged.size, staged.sha256.clone());
+
+    // 5. Publish: the record first, then the file. One durable transaction checks the URL again,
+    //    spends it, marks the video ready and records which staged file is to become which
+    //    object; only once that is on disk is the file renamed into place (on the writer thread,
+    //    in commit order, before the next transaction). A failed commit leaves the old record and
+    //    the old object as they were, and removes the staged file; a crash after the commit is
+    //    rolled forward at the next start (`startup::recover`). Either way the public URL serves
+    //    exactly the bytes its record describes.
+    let storage = app.storage.clone();
+    let key = ObjectKey {
+        video_id: grant.video_id.clone(),
+        file_name: grant.file_name.clone(),
+    };
+    let committed = grant.clone();
+    let digest = sha256.clone();
+    let temp_name = staged.temp_name();
+    let publication = {
+        let temp_name = temp_name.clone();
+        move |conn: &mut Connection| {
+            let now = now_ms();
+            check_open(conn, &committed, now)?;
+            let replaces = db::videos::get(conn, &committed.video_id)?.and_then(|v| v.object_name);
+            db::uploads::complete(conn, &committed.upload_id, now)?;
+            db::videos::mark_ready(
+                conn,
+                &committed.video_id,
+                &committed.file_name,
+                size,
+                &committed.content_type,
+                &digest,
+                now,
+            )?;
+            db::publications::insert(
+                conn,
+                &Publication {
+                    temp_name,
+                    video_id: committed.video_id.clone(),
+                    object_name: committed.file_name.clone(),
+                    replaces: replaces.clone(),
+                },
+            )?;
+            Ok((staged, replaces))
+        }
+    };
+    let published = app
+        .db
+        .write_durable_then(publication, move |(staged, replaces)| {
+            let name = staged.temp_name();
+            staged.keep();
+            crate::faults::crash_at("crash-after-commit");
+            storage
+                .publish(&name, &key, replaces.as_deref())
+                .map_err(|e| {
+                    ApiError::from_io(
+                        "moving an upload into place (finished at the next start)",
+                        e,
+                    )
+                })?;
+            storage
+                .open_object(&key)
+                .map_err(|e| ApiError::from_io("reading a published object", e))?
+                .map(|(_, meta)| meta)
+                .ok_or_else(|| ApiError::internal("publishing", "the object vanished"))
+        })
+        .await;
+    let meta = published?;
+    // The rename is done; forget its journal row (a crash before this is harmless: the next
+    // start finds the staged file gone and drops the row).
+    if let Err(e) = app
+        .db
+        .write(move |conn| Ok(db::publications::remove(conn, &temp_name)?))
+        .await
+    {
+        log::warn!("could not clear a finished publication (cleared at the next start): {e}");
+    }
+    log::info!(
+        "stored {size} bytes for video {} through upload {}",
+        grant.video_id,
+        grant.upload_id
+    );
+    Ok(Received {
+        size,
+        sha256,
+        public_url: public_url(app, &grant.video_id, &grant.file_name),
+        meta,
+    })
+}
+
+/// Reads the body into `writer`, enforcing the idle timeout, the byte limit and an exact size.
+async fn stream_body<S>(
+    grant: &UploadGrant,
+    writer: &mut ObjectWriter,
+    body: &mut S,
+    idle: std::time::Duration,
+) -> Result<(), ApiError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
     loop {
         let next = tokio::time::timeout(idle, body.next()).await.map_err(|_| {
             log::info!(
@@ -226,7 +334,7 @@ where
             ))
         })?;
         if writer.written() + chunk.len() as u64 > grant.limit {
-            return Err(too_large(&grant));
+            return Err(too_large(grant));
         }
         writer
             .write(chunk)
@@ -240,54 +348,7 @@ where
             grant.limit
         )));
     }
-    let staged = writer
-        .finish()
-        .await
-        .map_err(|e| ApiError::from_io("finishing an upload", e))?;
-    let sha256 = staged.sha256.clone();
-
-    // 5. Commit: check again, rename into place and record it in one transaction on the one
-    //    writer connection, so commits are serial and the newest rename is always the one the
-    //    database describes.
-    let storage = app.storage.clone();
-    let key = ObjectKey {
-        video_id: grant.video_id.clone(),
-        file_name: grant.file_name.clone(),
-    };
-    let committed = grant.clone();
-    let digest = sha256.clone();
-    let meta = app
-        .db
-        .write_durable(move |conn| {
-            let now = now_ms();
-            check_open(conn, &committed, now)?;
-            let meta = storage
-                .commit(staged, &key)
-                .map_err(|e| ApiError::from_io("moving an upload into place", e))?;
-            db::uploads::complete(conn, &committed.upload_id, now)?;
-            db::videos::mark_ready(
-                conn,
-                &committed.video_id,
-                &committed.file_name,
-                size,
-                &committed.content_type,
-                &digest,
-                now,
-            )?;
-            Ok(meta)
-        })
-        .await?;
-    log::info!(
-        "stored {size} bytes for video {} through upload {}",
-        grant.video_id,
-        grant.upload_id
-    );
-    Ok(Received {
-        size,
-        sha256,
-        public_url: public_url(app, &grant.video_id, &grant.file_name),
-        meta,
-    })
+    Ok(())
 }
 
 fn too_large(grant: &UploadGrant) -> ApiError {

@@ -262,6 +262,11 @@ pub fn public_url(app: &AppState, video_id: &str, file_name: &str) -> String {
     )
 }
 
+/// Whether `file_name` is the object this video's record names (and so may be served).
+pub fn is_public_object(v: &VideoRow, file_name: &str) -> bool {
+    v.status == "ready" && v.object_name.as_deref() == Some(file_name)
+}
+
 /// The URL of the stored object, once there is one.
 pub fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
     v.object_name

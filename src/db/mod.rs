@@ -3,6 +3,7 @@
 //! A CLI process and a running server share the file: WAL lets readers run beside the one
 //! writer, and the busy timeout makes a second writer wait its turn instead of failing.
 
+pub mod publications;
 pub mod tokens;
 pub mod uploads;
 pub mod videos;
@@ -70,6 +71,17 @@ ALTER TABLE videos ADD COLUMN embed_settings TEXT;
 CREATE INDEX uploads_open_declared ON uploads (expires_at, byte_limit)
     WHERE exact_size = 1 AND completed_at IS NULL;
 "#,
+    // An upload's record is committed before its file is renamed into place; this row says
+    // which staged file is to become which object until the rename is done, so that a crash
+    // between the two is rolled forward at the next start (`publications.rs`).
+    r#"
+CREATE TABLE publications (
+    temp_name    TEXT PRIMARY KEY,
+    video_id     TEXT NOT NULL,
+    object_name  TEXT NOT NULL,
+    replaces     TEXT
+);
+"#,
 ];
 
 /// How long a writer waits for another process's write to finish before giving up.
@@ -105,7 +117,39 @@ struct Job {
     run: Change,
 }
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), Failed>) + Send>;
+
+/// Why a transaction did not commit: cloneable, since one failure answers a whole group.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    code: Option<rusqlite::ErrorCode>,
+    message: String,
+}
+
+impl Failed {
+    fn of(e: &rusqlite::Error) -> Failed {
+        Failed {
+            code: e.sqlite_error_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Failed> for ApiError {
+    /// A full disk is the client's 507; a database that cannot be written (made read-only,
+    /// replaced, its folder's permissions changed) is the server's 503; anything else a 500.
+    fn from(f: Failed) -> ApiError {
+        use rusqlite::ErrorCode as C;
+        match f.code {
+            Some(C::DiskFull) => ApiError::InsufficientStorage(None),
+            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+                log::error!("the database cannot be written: {}", f.message);
+                ApiError::Unavailable("the server cannot write its database; nothing was stored. The operator has been told in the log".into())
+            }
+            _ => ApiError::internal("database commit", f.message),
+        }
+    }
+}
 /// A change: applied to the connection, it says whether it succeeded and what to answer.
 type Change = Box<dyn FnOnce(Option<&mut Connection>) -> (bool, Reply) + Send>;
 
@@ -233,7 +277,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(false, f).await
+        self.submit(false, f, Ok).await
     }
 
     /// `write` for a change that must survive a power cut and may do file-system work: it runs
@@ -243,12 +287,28 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(true, f).await
+        self.submit(true, f, Ok).await
     }
 
-    async fn submit<T, F>(&self, durable: bool, f: F) -> Result<T, ApiError>
+    /// `write_durable`, then `after` with what `f` returned, on the writer thread, once the
+    /// commit is on disk and before the next transaction begins: file-system work that must
+    /// follow its record (publishing an upload) happens in commit order. When the commit fails,
+    /// `after` never runs and what `f` returned is dropped.
+    pub async fn write_durable_then<P, T, F, A>(&self, f: F, after: A) -> Result<T, ApiError>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<P, ApiError> + Send + 'static,
+        A: FnOnce(P) -> Result<T, ApiError> + Send + 'static,
+        P: Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(true, f, after).await
+    }
+
+    async fn submit<P, T, F, A>(&self, durable: bool, f: F, after: A) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<P, ApiError> + Send + 'static,
+        A: FnOnce(P) -> Result<T, ApiError> + Send + 'static,
+        P: Send + 'static,
         T: Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -261,10 +321,13 @@ impl Db {
                 )),
             };
             let ok = out.is_ok();
-            let reply: Reply = Box::new(move |committed: Result<(), String>| {
+            let reply: Reply = Box::new(move |committed: Result<(), Failed>| {
                 let _ = tx.send(match committed {
-                    Ok(()) => out,
-                    Err(e) => Err(ApiError::internal("database commit", e)),
+                    Ok(()) => out.and_then(after),
+                    Err(e) => {
+                        drop(out);
+                        Err(e.into())
+                    }
                 });
             });
             (ok, reply)
@@ -370,7 +433,7 @@ fn writer_loop(
             log::error!("database writer: cannot begin a transaction: {e}");
             for job in group {
                 let (_, reply) = (job.run)(None);
-                reply(Err(e.to_string()));
+                reply(Err(Failed::of(&e)));
             }
             if durable {
                 let _ = conn.pragma_update(None, "synchronous", "NORMAL");
@@ -396,10 +459,15 @@ fn writer_loop(
             let _ = exec(&conn, "RELEASE job", []);
             replies.extend(reply);
         }
-        let committed = exec(&conn, "COMMIT", []).map(|_| ()).map_err(|e| {
+        let committed = if durable && injected_commit_failure().is_some() {
             let _ = conn.execute_batch("ROLLBACK");
-            e.to_string()
-        });
+            Err(injected_commit_failure().expect("checked"))
+        } else {
+            exec(&conn, "COMMIT", []).map(|_| ()).map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                Failed::of(&e)
+            })
+        };
         if durable {
             let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         }
@@ -409,6 +477,28 @@ fn writer_loop(
         // Tell the checkpointer there is WAL to copy; a signal already waiting covers this one.
         let _ = committed_tx.try_send(());
     }
+}
+
+/// A durable commit's failure asked for by `FLARE_FAULTS` (the failure tests).
+fn injected_commit_failure() -> Option<Failed> {
+    use crate::faults::armed_at;
+    let (code, message) = if armed_at("commit-disk-full") {
+        (
+            rusqlite::ErrorCode::DiskFull,
+            "database or disk is full (injected)",
+        )
+    } else if armed_at("commit-read-only") {
+        (
+            rusqlite::ErrorCode::ReadOnly,
+            "attempt to write a readonly database (injected)",
+        )
+    } else {
+        return None;
+    };
+    Some(Failed {
+        code: Some(code),
+        message: message.into(),
+    })
 }
 
 /// Between transactions, on the writer: copies what is left of the WAL and makes the next

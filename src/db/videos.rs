@@ -172,7 +172,8 @@ pub fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
-/// Records a stored object: the video becomes `ready` with its size, type and digest.
+/// Records a stored object: the video becomes `ready` with its size, type and digest, and its
+/// `fileName` is the object's name (one video, one object).
 pub fn mark_ready(
     conn: &Connection,
     id: &str,
@@ -182,9 +183,10 @@ pub fn mark_ready(
     sha256: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    super::exec(conn,
-        "UPDATE videos SET status = 'ready', object_name = ?2, size = ?3, content_type = ?4, sha256 = ?5,
-         updated_at = ?6 WHERE id = ?1",
+    super::exec(
+        conn,
+        "UPDATE videos SET status = 'ready', object_name = ?2, file_name = ?2, size = ?3,
+         content_type = ?4, sha256 = ?5, updated_at = ?6 WHERE id = ?1",
         params![id, object_name, size as i64, content_type, sha256, now],
     )?;
     Ok(())

@@ -29,6 +29,10 @@ pub async fn get(
         Err(ApiError::NotFound(_)) => return Err(not_found()),
         other => other?,
     };
+    // One video, one object: only the one its record names is public.
+    if !videos::is_public_object(&video, &file_name) {
+        return Err(not_found());
+    }
     let grant = super::pages::cookie(&req, &passwords::cookie_name(&video.id));
     if !videos::unlocked(&app, &video, grant.as_deref()) {
         return Err(ApiError::PasswordRequired { video_id: video.id });

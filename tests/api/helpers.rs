@@ -401,6 +401,12 @@ impl Node {
         self.child.wait().unwrap();
     }
 
+    /// Reaps a child that already ended.
+    pub fn kill_quietly(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

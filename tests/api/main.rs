@@ -12,6 +12,7 @@ mod media;
 mod names;
 mod openapi;
 mod pages;
+mod publication;
 mod security;
 mod tokens;
 mod uploads;

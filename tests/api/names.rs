@@ -172,8 +172,11 @@ fn hostile_names_are_refused_or_kept_inside_objects() {
         .iter()
         .filter(|p| p.starts_with(data.join("objects")))
         .count();
+    // Every accepted name went to the same video, and one video has one object: each upload
+    // replaced the one before.
     assert_eq!(
-        in_objects, stored,
+        in_objects,
+        stored.min(1),
         "objects/ holds something no accepted name explains: {tree:#?}"
     );
     assert!(

@@ -1,0 +1,49 @@
+//! Queries on the `publications` table: uploads whose record is committed and whose staged file
+//! is still to be renamed into place. A row lives for the few milliseconds of that rename, or
+//! until the next start when a crash came between the two.
+
+use rusqlite::{params, Connection};
+
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The staged file's name in `tmp/`.
+    pub temp_name: String,
+    pub video_id: String,
+    pub object_name: String,
+    /// The video's previous object, removed once the new one is in place.
+    pub replaces: Option<String>,
+}
+
+pub fn insert(conn: &Connection, p: &Publication) -> rusqlite::Result<()> {
+    super::exec(
+        conn,
+        "INSERT INTO publications (temp_name, video_id, object_name, replaces) VALUES (?1, ?2, ?3, ?4)",
+        params![p.temp_name, p.video_id, p.object_name, p.replaces],
+    )?;
+    Ok(())
+}
+
+pub fn remove(conn: &Connection, temp_name: &str) -> rusqlite::Result<()> {
+    super::exec(
+        conn,
+        "DELETE FROM publications WHERE temp_name = ?1",
+        [temp_name],
+    )?;
+    Ok(())
+}
+
+/// Every unfinished publication, oldest first: the order they were committed in.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Publication>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT temp_name, video_id, object_name, replaces FROM publications ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Publication {
+            temp_name: r.get(0)?,
+            video_id: r.get(1)?,
+            object_name: r.get(2)?,
+            replaces: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
