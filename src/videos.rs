@@ -323,19 +323,25 @@ pub async fn unlock(
     let Some(hash) = v.password_hash.clone() else {
         return Ok(Ok(String::new()));
     };
-    let now = std::time::Instant::now();
-    if let Err(wait) = app.throttle.check(&v.id, client, now) {
+    // The guess is paid for before the costly hash, so concurrent guesses are counted too.
+    if let Err(wait) = app.throttle.take(&v.id, client, std::time::Instant::now()) {
         return Ok(Err(UnlockRefused::Slowed(wait)));
     }
+    let _permit = app
+        .throttle
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("waiting to check a password", e))?;
     let stored = hash.clone();
     let right = tokio::task::spawn_blocking(move || passwords::verify(&stored, &password))
         .await
         .map_err(|e| ApiError::internal("checking a password", e))?;
     if !right {
-        app.throttle.failed(&v.id, client, now);
         log::info!("wrong password for video {}", v.id);
         return Ok(Err(UnlockRefused::Wrong));
     }
+    app.throttle.refund(&v.id, client);
     let expires = now_ms() / 1000 + passwords::GRANT_SECS;
     Ok(Ok(passwords::grant(
         &app.signing_key,

@@ -188,6 +188,47 @@ fn wrong_passwords_are_slowed_per_video_and_say_so() {
 }
 
 #[test]
+fn fifty_concurrent_wrong_guesses_get_five_hashes_and_forty_five_refusals() {
+    let app = TestApp::spawn();
+    let (id, _) = app.upload("demo.mp4", b"x");
+    protect(&app, &id, "right");
+    let started = std::time::Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..50)
+            .map(|i| {
+                let (app, id) = (&app, &id);
+                s.spawn(move || unlock(app, "v", id, &format!("guess{i}")).status)
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let wrong = statuses.iter().filter(|&&s| s == 401).count();
+    let slowed = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(
+        (wrong, slowed),
+        (5, 45),
+        "only the bucket's five guesses may reach the hash: {statuses:?}"
+    );
+    eprintln!("50 concurrent guesses answered in {:?}", started.elapsed());
+    // The right password now waits its turn too: the guesses were charged as they came.
+    assert_eq!(unlock(&app, "v", &id, "right").status, 429);
+}
+
+#[test]
+fn a_right_password_is_not_charged_to_the_bucket() {
+    let app = TestApp::spawn();
+    let (id, _) = app.upload("demo.mp4", b"x");
+    protect(&app, &id, "right");
+    for _ in 0..7 {
+        assert_eq!(unlock(&app, "v", &id, "right").status, 303);
+    }
+    for _ in 0..5 {
+        assert_eq!(unlock(&app, "v", &id, "wrong").status, 401);
+    }
+    assert_eq!(unlock(&app, "v", &id, "wrong").status, 429);
+}
+
+#[test]
 fn the_embed_page_reflects_each_setting() {
     let app = TestApp::spawn();
     let (id, _) = app.upload("demo.mp4", &sample(100));
