@@ -17,13 +17,23 @@ const MAX_NAME_CHARS: usize = 100;
 
 /// Runs one `flare token …` command. Output for programs goes to stdout, the rest to stderr.
 pub fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data folder {}: {e}",
-            settings.data_dir.display()
-        )
-    })?;
-    let db = Db::open(&settings.data_dir.join("flare.db"))?;
+    // Only `token create` may start a data folder (a token made there works once a server
+    // starts on it); listing or revoking in a folder that is not there is a mistyped path.
+    let creating = matches!(cmd, TokenCommand::Create { .. });
+    crate::datadir::ensure(&settings.data_dir, creating)?;
+    let db_path = settings.data_dir.join("flare.db");
+    if !db_path.exists() {
+        crate::datadir::refuse_new_database_beside_objects(&settings.data_dir)?;
+    }
+    if !creating && !db_path.exists() {
+        return Err(format!(
+            "there is no flare database in {}: check --data-dir",
+            crate::datadir::shown(&settings.data_dir)
+        ));
+    }
+    crate::datadir::create_private_file(&db_path)
+        .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
+    let db = Db::open(&db_path)?;
     match cmd {
         TokenCommand::Create {
             name,
@@ -311,7 +321,9 @@ pub fn video(settings: Settings, cmd: VideoCommand) -> Result<(), String> {
                 print(format!(
                     "{:<width$}  {}/v/{}",
                     "watchPage", app.base_url, v.id
-                ))
+                ))?;
+                eprintln!("links built on {} from {}", app.base_url, app.links_from);
+                Ok(())
             }
             VideoCommand::Delete { id } => {
                 videos::delete(&app, &id).await.map_err(|e| e.message())?;

@@ -18,7 +18,7 @@ const STALE_UPLOAD_MS: i64 = 24 * 3600 * 1000;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// `database-corrupt`, `unfinished-publication`, `missing-file`, `size-mismatch`,
+    /// `database-corrupt`, `missing-signing-key`, `unfinished-publication`, `missing-file`, `size-mismatch`,
     /// `sha256-mismatch`, `orphan-file`, `unfinished-delete`, `stale-upload`, `temp-file`.
     pub kind: &'static str,
     pub video_id: Option<String>,
@@ -62,6 +62,18 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             None,
             Some("flare.db"),
             integrity,
+            false,
+        ));
+    }
+
+    if !app.settings.data_dir.join("signing.key").exists() {
+        report.problems.push(problem(
+            "missing-signing-key",
+            None,
+            Some("signing.key"),
+            "the key that signs upload URLs and password cookies is gone; restore it from a \
+             backup (`flare serve` refuses to make a new one while anything it signed is open)"
+                .into(),
             false,
         ));
     }

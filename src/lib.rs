@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod db;
 pub mod embed;
 pub mod error;

@@ -57,8 +57,11 @@ pub(crate) const NO_FRAMING: [(HeaderName, HeaderValue); 2] = [
 /// What every handler can reach.
 pub struct AppState {
     pub settings: Settings,
-    /// `public_url`, or `http://` + the bound address.
+    /// `public_url`, or `http://` + the bound address; for the command-line tools, the running
+    /// server's.
     pub base_url: String,
+    /// Where `base_url` and `media_url` came from, for the command-line tools to say.
+    pub links_from: String,
     /// `media_url`, or `base_url` + `/media`.
     pub media_url: String,
     pub db: Db,
@@ -73,6 +76,8 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    /// Held while serving; see `datadir::DataLock`.
+    lock: crate::datadir::DataLock,
 }
 
 impl AppState {
@@ -82,23 +87,55 @@ impl AppState {
         settings: Settings,
         addr: Option<std::net::SocketAddr>,
     ) -> Result<AppState, String> {
+        let serving = addr.is_some();
         let data_dir = settings.data_dir.clone();
-        fs::create_dir_all(&data_dir)
-            .map_err(|e| format!("cannot create the data folder {}: {e}", data_dir.display()))?;
-        let db = Db::open(&data_dir.join("flare.db"))?;
-        let signing_key = load_or_create_key(&data_dir)?;
+        crate::datadir::ensure(&data_dir, serving)?;
+        let db_path = data_dir.join("flare.db");
+        if !db_path.exists() {
+            crate::datadir::refuse_new_database_beside_objects(&data_dir)?;
+            if !serving {
+                return Err(format!(
+                    "there is no flare database in {}: start `flare serve` on it once, or check \
+                     --data-dir",
+                    crate::datadir::shown(&data_dir)
+                ));
+            }
+        }
+        crate::datadir::create_private_file(&db_path)
+            .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
+        let db = Db::open(&db_path)?;
+        let signing_key = if serving {
+            load_or_create_key(&data_dir, &db)?
+        } else {
+            // The command-line tools sign nothing: without the key file they use a key of their
+            // own for this run, and never write one (fsck reports the missing file).
+            load_key(&data_dir)?.unwrap_or_else(|| key_from_bytes(&random_key_bytes()))
+        };
         let storage = Storage::open(&data_dir, settings.sync_uploads)
             .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
-        let base_url = settings.public_url.clone().unwrap_or_else(|| match addr {
-            Some(addr) => format!("http://{addr}"),
-            None => format!("http://{}", settings.listen),
-        });
-        let media_url = settings
-            .media_url
-            .clone()
-            .unwrap_or_else(|| format!("{base_url}/media"));
+        // The command-line tools build links on what the server running on this folder uses
+        // (it may have been given other settings by flag); with none running, on the settings.
+        let running = (!serving)
+            .then(|| crate::datadir::running_server(&data_dir))
+            .flatten();
+        let base_url = match (&running, &settings.public_url, addr) {
+            (Some(server), _, _) => server.public_url.clone(),
+            (None, Some(url), _) => url.clone(),
+            (None, None, Some(addr)) => format!("http://{addr}"),
+            (None, None, None) => format!("http://{}", settings.listen),
+        };
+        let media_url = match (&running, &settings.media_url) {
+            (Some(server), _) => server.media_url.clone(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => format!("{base_url}/media"),
+        };
+        let links_from = match &running {
+            Some(server) => format!("the running server (pid {})", server.pid),
+            None => "the settings (no server is running on this data folder)".into(),
+        };
         Ok(AppState {
             settings,
+            links_from,
             base_url,
             media_url,
             db,
@@ -154,10 +191,28 @@ impl Application {
         let listener = std::net::TcpListener::bind(&settings.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let state = tokio::task::spawn_blocking(move || {
+        if addr.ip().is_unspecified() && settings.public_url.is_none() {
+            return Err(format!(
+                "listening on {addr} (every interface) needs public_url: the upload and media URLs \
+                 flare hands out must name an address clients can reach, such as \
+                 http://192.168.1.20:{port}. Set public_url in flare.toml, FLARE_PUBLIC_URL or \
+                 --public-url",
+                port = addr.port()
+            ));
+        }
+        let (state, lock) = tokio::task::spawn_blocking(move || {
+            crate::datadir::ensure(&settings.data_dir, true)?;
+            // Before anything in the folder is touched: recovery sweeps tmp/, which holds a
+            // running server's uploads in progress.
+            let lock = crate::datadir::DataLock::acquire(&settings.data_dir)?;
             let state = AppState::open(settings, Some(addr))?;
             state.recover()?;
-            Ok::<_, String>(state)
+            lock.advertise(&crate::datadir::ServerInfo {
+                pid: std::process::id(),
+                public_url: state.base_url.clone(),
+                media_url: state.media_url.clone(),
+            })?;
+            Ok::<_, String>((state, lock))
         })
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
@@ -246,6 +301,7 @@ impl Application {
         Ok(Application {
             port: addr.port(),
             server,
+            lock,
         })
     }
 
@@ -255,7 +311,14 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        drop(self.lock);
+        served
+    }
+
+    /// Stops the server from another thread (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 }
 
@@ -327,32 +390,70 @@ where
     })
 }
 
-/// The URL-signing key: 32 random bytes in `DATA_DIR/signing.key`, mode 0600, made on first start.
-fn load_or_create_key(data_dir: &Path) -> Result<hmac::Key, String> {
+/// The key in `DATA_DIR/signing.key`, if there is one.
+fn load_key(data_dir: &Path) -> Result<Option<hmac::Key>, String> {
     let path = data_dir.join("signing.key");
-    let read = |path: &Path| -> Result<Option<hmac::Key>, String> {
-        match fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Some(key_from_bytes(&bytes))),
-            Ok(_) => Err(format!("{} is damaged: expected 32 bytes", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
-    };
-    if let Some(key) = read(&path)? {
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                log::warn!(
-                    "{} is readable by other users; run chmod 600 on it",
-                    path.display()
-                );
+    match fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            if let Ok(meta) = fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    log::warn!(
+                        "{} is readable by other users; run chmod 600 on it",
+                        path.display()
+                    );
+                }
             }
+            Ok(Some(key_from_bytes(&bytes)))
         }
-        return Ok(key);
+        Ok(_) => Err(format!("{} is damaged: expected 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
+}
+
+fn random_key_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| "the system random source failed".to_string())?;
+        .expect("the system random source works");
+    bytes
+}
+
+/// The URL-signing key: 32 random bytes in `DATA_DIR/signing.key`, mode 0600. Only `serve`
+/// makes one, and only when nothing signed with an earlier key can be in use: a new key voids
+/// every open upload URL and every password cookie, so a folder restored without its key is
+/// refused with what the key is for rather than silently given a new one.
+fn load_or_create_key(data_dir: &Path, db: &Db) -> Result<hmac::Key, String> {
+    let path = data_dir.join("signing.key");
+    if let Some(key) = load_key(data_dir)? {
+        return Ok(key);
+    }
+    let (open_urls, protected): (i64, i64) = db
+        .call(|c| {
+            Ok::<_, rusqlite::Error>((
+                c.query_row(
+                    "SELECT count(*) FROM uploads WHERE completed_at IS NULL AND expires_at > ?1",
+                    [crate::time::now_ms()],
+                    |r| r.get(0),
+                )?,
+                c.query_row(
+                    "SELECT count(*) FROM videos WHERE password_hash IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?,
+            ))
+        })
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    if open_urls > 0 || protected > 0 {
+        return Err(format!(
+            "{} is missing. It signs upload URLs ({open_urls} still open) and the password \
+             cookies of protected videos ({protected}) in this database, and a new key would void \
+             them all. Restore signing.key from the backup this folder came from; to void them \
+             and go on, make a new key yourself: head -c 32 /dev/urandom > {0} && chmod 600 {0}",
+            path.display()
+        ));
+    }
+    let bytes = random_key_bytes();
     // Written whole under a temporary name, then linked into place: link() fails if another
     // process made the key first, and then both use that one.
     let tmp = data_dir.join(format!("signing.key.{}.tmp", std::process::id()));
@@ -374,5 +475,5 @@ fn load_or_create_key(data_dir: &Path) -> Result<hmac::Key, String> {
     let _ = fs::remove_file(&tmp);
     written.map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     log::info!("created a new URL-signing key in {}", path.display());
-    read(&path)?.ok_or_else(|| format!("{} vanished after it was created", path.display()))
+    load_key(data_dir)?.ok_or_else(|| format!("{} vanished after it was created", path.display()))
 }

@@ -9,6 +9,7 @@ pub mod uploads;
 pub mod videos;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -204,6 +205,7 @@ impl Db {
         let revocations_file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(&revocations)
             .ok();
         Ok(Db {
@@ -225,6 +227,7 @@ impl Db {
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(&self.inner.revocations)?
             .write_all(b"r")
     }

@@ -20,6 +20,8 @@ pub struct TestApp {
     /// A token with every scope.
     pub token: String,
     pub db: Db,
+    server: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -32,8 +34,11 @@ impl TestApp {
         TestApp::start(tempfile::tempdir().unwrap(), tweak)
     }
 
-    /// Another server on this one's data folder, as after a restart.
-    pub fn restart(self) -> TestApp {
+    /// Another server on this one's data folder, as after a restart: this one stops first
+    /// (one server per data folder).
+    pub fn restart(mut self) -> TestApp {
+        actix_web::rt::System::new().block_on(self.server.stop(true));
+        self.thread.take().unwrap().join().unwrap();
         TestApp::start(self.dir, |_| {})
     }
 
@@ -49,14 +54,14 @@ impl TestApp {
         tweak(&mut raw);
         let settings = Settings::resolve([raw]).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await.unwrap();
-                tx.send(app.port()).unwrap();
+                tx.send((app.port(), app.handle())).unwrap();
                 app.run_until_stopped().await.unwrap();
             })
         });
-        let port = rx
+        let (port, server) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("flare did not start");
         let db = Db::open(&dir.path().join("data/flare.db")).unwrap();
@@ -66,6 +71,8 @@ impl TestApp {
             dir,
             token: String::new(),
             db,
+            server,
+            thread: Some(thread),
         };
         app.token = app.new_token(&Scope::ALL, None).0;
         app
@@ -442,12 +449,11 @@ pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A fresh temporary folder with an empty `data/` in it and a token (every scope) made there by
-/// `flare token create`, for tests that run the binary: (folder, data folder, token).
+/// A fresh temporary folder with a `data/` folder made by `flare token create`, and that token
+/// (every scope), for tests that run the binary: (folder, data folder, token).
 pub fn data_dir_with_token(name: &str) -> (TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let token = flare_cli(&data, &["token", "create", "--name", name])
         .trim()
         .to_string();

@@ -3,6 +3,7 @@
 mod cli;
 mod concurrency;
 mod crash;
+mod datadir;
 mod errors;
 mod examples;
 mod faults;

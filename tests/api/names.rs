@@ -162,6 +162,7 @@ fn hostile_names_are_refused_or_kept_inside_objects() {
                     "flare.db-shm",
                     "flare.db-revocations",
                     "signing.key",
+                    "flare.lock",
                 ]
                 .contains(&top.as_str()),
             "{} is outside objects/",
