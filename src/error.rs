@@ -184,10 +184,17 @@ impl fmt::Display for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
-        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            ApiError::InsufficientStorage(None)
-        } else {
-            ApiError::internal("database", err)
+        use rusqlite::ErrorCode as C;
+        match err.sqlite_error_code() {
+            Some(C::DiskFull) => ApiError::InsufficientStorage(None),
+            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+                log::error!("the database cannot be used: {err}");
+                ApiError::Unavailable(
+                    "the server cannot use its database; the operator has been told in the log"
+                        .into(),
+                )
+            }
+            _ => ApiError::internal("database", err),
         }
     }
 }

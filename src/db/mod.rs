@@ -193,9 +193,11 @@ impl Db {
             .spawn(move || checkpoint_loop(checkpointer, db_file, committed_rx, &wal_long_seen))
             .map_err(|e| format!("cannot start the database checkpointer: {e}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let watched =
+            FileIdentity::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         std::thread::Builder::new()
             .name("flare-db-writer".into())
-            .spawn(move || writer_loop(writer, rx, committed_tx, &wal_long))
+            .spawn(move || writer_loop(writer, rx, committed_tx, &wal_long, watched))
             .map_err(|e| format!("cannot start the database writer: {e}"))?;
         let revocations = {
             let mut name = path.as_os_str().to_owned();
@@ -262,7 +264,9 @@ impl Db {
             .pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => connect(&self.inner.path)?,
+            // Never CREATE here: a database deleted under the running server must not come back
+            // empty behind its back (`writer_loop` notices and refuses writes).
+            None => connect_with(&self.inner.path, false)?,
         };
         let out = f(&mut conn);
         let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -394,8 +398,10 @@ fn writer_loop(
     rx: std::sync::mpsc::Receiver<Job>,
     committed_tx: std::sync::mpsc::SyncSender<()>,
     wal_long: &AtomicBool,
+    watched: FileIdentity,
 ) {
     let mut pending: Option<Job> = None;
+    let mut was_gone = false;
     let mut last_group = 0;
     loop {
         if wal_long.swap(false, Ordering::Relaxed) {
@@ -431,6 +437,33 @@ fn writer_loop(
             let _ = conn.pragma_update(None, "synchronous", "FULL");
         }
         let mut replies = Vec::with_capacity(group.len());
+        // A database file deleted or replaced under the server would take these writes into an
+        // unlinked file, lost at the next start: refuse them instead, and say so once.
+        let gone = watched.changed();
+        if gone.is_some() != was_gone {
+            match &gone {
+                Some(why) => log::error!(
+                    "the database {why}; writes are refused (503) until flare is restarted on a \
+                     restored database"
+                ),
+                None => log::warn!("the database file is back; writes are accepted again"),
+            }
+            was_gone = gone.is_some();
+        }
+        if let Some(why) = gone {
+            let failed = Failed {
+                code: Some(rusqlite::ErrorCode::CannotOpen),
+                message: format!("the database {why}"),
+            };
+            for job in group {
+                let (_, reply) = (job.run)(None);
+                reply(Err(failed.clone()));
+            }
+            if durable {
+                let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+            }
+            continue;
+        }
         let begun = exec(&conn, "BEGIN IMMEDIATE", []);
         if let Err(e) = begun {
             log::error!("database writer: cannot begin a transaction: {e}");
@@ -479,6 +512,35 @@ fn writer_loop(
         }
         // Tell the checkpointer there is WAL to copy; a signal already waiting covers this one.
         let _ = committed_tx.try_send(());
+    }
+}
+
+/// Which file a path named when the database was opened.
+struct FileIdentity {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Why the path no longer names that file, if it does not: one `stat`, per group commit.
+    fn changed(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => None,
+            Ok(_) => Some(format!("file {} was replaced", self.path.display())),
+            Err(e) => Some(format!("file {} is gone ({e})", self.path.display())),
+        }
     }
 }
 
@@ -612,12 +674,15 @@ pub(crate) fn row<T>(
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    connect_with(path, true)
+}
+
+fn connect_with(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Only takes effect while the file is empty, before the switch to WAL.

@@ -245,3 +245,41 @@ fn video_show_builds_links_on_what_the_running_server_uses() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_database_deleted_under_the_server_refuses_writes_and_is_not_remade_empty() {
+    let (_dir, data, token) = data_dir_with_token("deleted-db");
+    let node = Node::start(&data, &[]);
+    let auth = format!("Bearer {token}");
+    let create = || {
+        node.send(
+            "POST",
+            "/api/video/create",
+            &[("Authorization", &auth)],
+            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
+        )
+    };
+    assert_eq!(create().status, 201);
+    std::fs::create_dir_all(data.join("objects/vid_kept/composite")).unwrap();
+    std::fs::write(data.join("objects/vid_kept/composite/a.mp4"), b"x").unwrap();
+    for f in ["flare.db", "flare.db-wal", "flare.db-shm"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    let refused = create();
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "unavailable");
+    // Reads never see an empty database made behind the server's back.
+    for _ in 0..40 {
+        let list = node.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
+        assert_ne!(list.status, 500, "{}", list.text());
+    }
+    assert!(
+        !data.join("flare.db").exists(),
+        "an empty database was made"
+    );
+    assert!(
+        node.log_text().contains("the database file") && node.log_text().contains("is gone"),
+        "{}",
+        node.log_text()
+    );
+}
