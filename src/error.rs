@@ -36,6 +36,8 @@ pub enum ApiError {
     RangeNotSatisfiable {
         size: u64,
     },
+    /// `If-Match` or `If-Unmodified-Since` did not hold for the stored object.
+    PreconditionFailed,
     /// The disk is full (or would be); the message says what did not fit, when known.
     InsufficientStorage(Option<String>),
     /// A client stopped sending its body for longer than the idle timeout.
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "too-large",
             ApiError::ContentTypeMismatch { .. } => "content-type-mismatch",
             ApiError::RangeNotSatisfiable { .. } => "range-not-satisfiable",
+            ApiError::PreconditionFailed => "precondition-failed",
             ApiError::InsufficientStorage(_) => "insufficient-storage",
             ApiError::Timeout(_) => "request-timeout",
             ApiError::Unavailable(_) => "unavailable",
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ContentTypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,6 +148,10 @@ impl ApiError {
             }
             ApiError::RangeNotSatisfiable { size } => {
                 format!("the requested range is outside the object's {size} bytes")
+            }
+            ApiError::PreconditionFailed => {
+                "the stored object does not match If-Match or If-Unmodified-Since: it has changed"
+                    .into()
             }
             ApiError::InsufficientStorage(None) => {
                 "the server's disk is full; nothing was stored, try again later".into()

@@ -91,15 +91,30 @@ pub struct Validators {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Precondition {
+    /// 412 Precondition Failed: `If-Match` or `If-Unmodified-Since` did not hold.
+    Failed,
     /// 304 Not Modified.
     NotModified,
     /// Send the object; `use_range` is false when `If-Range` did not match.
     Send { use_range: bool },
 }
 
-/// Evaluates `If-None-Match`, `If-Modified-Since` and `If-Range` for a GET or HEAD, in the order
-/// RFC 9110 §13.2.2 gives.
-pub fn evaluate(headers: &HeaderMap, v: &Validators) -> Precondition {
+/// Evaluates the conditional headers of a GET or HEAD in the order RFC 9110 §13.2.2 gives:
+/// `If-Match`, else `If-Unmodified-Since` (412 when false); `If-None-Match`, else
+/// `If-Modified-Since` (304 when false); then `If-Range`. `now` is the response's `Date`.
+pub fn evaluate(headers: &HeaderMap, v: &Validators, now: SystemTime) -> Precondition {
+    if let Some(im) = header_str(headers, &header::IF_MATCH) {
+        // Strong comparison (§13.1.1): a weak tag never matches.
+        if !(im == "*" || im.split(',').any(|t| t.trim() == v.etag)) {
+            return Precondition::Failed;
+        }
+    } else if let Some(ius) = header_str(headers, &header::IF_UNMODIFIED_SINCE) {
+        if let Ok(since) = HttpDate::from_str(ius) {
+            if v.last_modified > SystemTime::from(since) {
+                return Precondition::Failed;
+            }
+        }
+    }
     if let Some(inm) = header_str(headers, &header::IF_NONE_MATCH) {
         if etag_list_matches(inm, &v.etag) {
             return Precondition::NotModified;
@@ -117,8 +132,15 @@ pub fn evaluate(headers: &HeaderMap, v: &Validators) -> Precondition {
             // If-Range needs a strong match; a weak tag never matches.
             cond == v.etag
         }
+        // A date is a strong validator only when it is at least a second older than the
+        // response's Date (§13.1.5, §8.8.2.2): an object replaced within the same second could
+        // otherwise carry the same date, and a resuming client would splice old and new bytes.
+        // (Publication also gives a replacing object a later second than the one it replaces.)
         Some(cond) => HttpDate::from_str(cond)
-            .map(|d| SystemTime::from(d) == v.last_modified)
+            .map(|d| {
+                SystemTime::from(d) == v.last_modified
+                    && v.last_modified + std::time::Duration::from_secs(1) <= now
+            })
             .unwrap_or(false),
     };
     Precondition::Send { use_range }
@@ -238,49 +260,108 @@ mod tests {
         };
         let date = HttpDate::from(lm).to_string();
         let earlier = HttpDate::from(lm - Duration::from_secs(1)).to_string();
+        let now = lm + Duration::from_secs(60);
         let send = Precondition::Send { use_range: true };
         let no_range = Precondition::Send { use_range: false };
-        assert_eq!(evaluate(&headers(&[]), &v), send);
+        assert_eq!(evaluate(&headers(&[]), &v, now), send);
         assert_eq!(
-            evaluate(&headers(&[("if-none-match", "\"abc\"")]), &v),
+            evaluate(&headers(&[("if-none-match", "\"abc\"")]), &v, now),
             Precondition::NotModified
         );
         assert_eq!(
-            evaluate(&headers(&[("if-none-match", "W/\"abc\"")]), &v),
+            evaluate(&headers(&[("if-none-match", "W/\"abc\"")]), &v, now),
             Precondition::NotModified
         );
         assert_eq!(
-            evaluate(&headers(&[("if-none-match", "\"x\", \"abc\"")]), &v),
+            evaluate(&headers(&[("if-none-match", "\"x\", \"abc\"")]), &v, now),
             Precondition::NotModified
         );
         assert_eq!(
-            evaluate(&headers(&[("if-none-match", "*")]), &v),
-            Precondition::NotModified
-        );
-        assert_eq!(evaluate(&headers(&[("if-none-match", "\"x\"")]), &v), send);
-        assert_eq!(
-            evaluate(&headers(&[("if-modified-since", &date)]), &v),
+            evaluate(&headers(&[("if-none-match", "*")]), &v, now),
             Precondition::NotModified
         );
         assert_eq!(
-            evaluate(&headers(&[("if-modified-since", &earlier)]), &v),
+            evaluate(&headers(&[("if-none-match", "\"x\"")]), &v, now),
+            send
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-modified-since", &date)]), &v, now),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-modified-since", &earlier)]), &v, now),
             send
         );
         // If-None-Match wins over If-Modified-Since.
         assert_eq!(
             evaluate(
                 &headers(&[("if-none-match", "\"x\""), ("if-modified-since", &date)]),
-                &v
+                &v,
+                now
             ),
             send
         );
-        assert_eq!(evaluate(&headers(&[("if-range", "\"abc\"")]), &v), send);
         assert_eq!(
-            evaluate(&headers(&[("if-range", "W/\"abc\"")]), &v),
+            evaluate(&headers(&[("if-range", "\"abc\"")]), &v, now),
+            send
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-range", "W/\"abc\"")]), &v, now),
             no_range
         );
-        assert_eq!(evaluate(&headers(&[("if-range", "\"old\"")]), &v), no_range);
-        assert_eq!(evaluate(&headers(&[("if-range", &date)]), &v), send);
-        assert_eq!(evaluate(&headers(&[("if-range", &earlier)]), &v), no_range);
+        assert_eq!(
+            evaluate(&headers(&[("if-range", "\"old\"")]), &v, now),
+            no_range
+        );
+        assert_eq!(evaluate(&headers(&[("if-range", &date)]), &v, now), send);
+        assert_eq!(
+            evaluate(&headers(&[("if-range", &earlier)]), &v, now),
+            no_range
+        );
+        // A date within a second of the response's Date is weak: no range on it.
+        assert_eq!(
+            evaluate(
+                &headers(&[("if-range", &date)]),
+                &v,
+                lm + Duration::from_millis(900)
+            ),
+            no_range
+        );
+        // If-Match and If-Unmodified-Since: 412 when they do not hold, If-Match first.
+        let failed = Precondition::Failed;
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "\"abc\"")]), &v, now),
+            send
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "\"x\", \"abc\"")]), &v, now),
+            send
+        );
+        assert_eq!(evaluate(&headers(&[("if-match", "*")]), &v, now), send);
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "\"x\"")]), &v, now),
+            failed
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "W/\"abc\"")]), &v, now),
+            failed
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-unmodified-since", &date)]), &v, now),
+            send
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-unmodified-since", &earlier)]), &v, now),
+            failed
+        );
+        assert_eq!(
+            evaluate(
+                &headers(&[("if-match", "\"abc\""), ("if-unmodified-since", &earlier)]),
+                &v,
+                now
+            ),
+            send,
+            "If-Match wins over If-Unmodified-Since"
+        );
     }
 }

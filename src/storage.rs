@@ -171,7 +171,22 @@ impl Storage {
     ) -> io::Result<()> {
         let dir = self.objects.join(&key.video_id).join("composite");
         create_private_dir_all(&dir)?;
-        match fs::rename(self.tmp.join(temp_name), self.object_path(key)) {
+        let staged = self.tmp.join(temp_name);
+        let previous = [Some(key.file_name.as_str()), replaces]
+            .into_iter()
+            .flatten()
+            .filter_map(|name| fs::metadata(dir.join(name)).ok())
+            .map(|m| m.mtime())
+            .max();
+        if let (Some(previous), Ok(file)) = (previous, File::options().write(true).open(&staged)) {
+            // `Last-Modified` carries whole seconds: a replacement gets a later second than what
+            // it replaces, so a date names one version and `If-Range` on it never splices two.
+            if file.metadata()?.mtime() <= previous {
+                let later = UNIX_EPOCH + std::time::Duration::from_secs(previous.max(0) as u64 + 1);
+                file.set_modified(later)?;
+            }
+        }
+        match fs::rename(&staged, self.object_path(key)) {
             Ok(()) => {}
             // Already published by an earlier call: the temp name is never reused.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

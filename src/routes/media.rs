@@ -56,7 +56,8 @@ pub async fn get(
         etag: meta.etag.clone(),
         last_modified: meta.modified,
     };
-    let use_range = match evaluate(req.headers(), &validators) {
+    let use_range = match evaluate(req.headers(), &validators, std::time::SystemTime::now()) {
+        Precondition::Failed => return Err(ApiError::PreconditionFailed),
         Precondition::NotModified => {
             let mut res = HttpResponse::build(StatusCode::NOT_MODIFIED);
             for h in validator_headers(&meta, protected) {

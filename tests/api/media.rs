@@ -1,6 +1,7 @@
 //! The public URL: GET and HEAD with one Range, validators and conditional requests.
 
 use crate::helpers::{sample, TestApp};
+use serde_json::json;
 
 fn stored(app: &TestApp, len: usize) -> (Vec<u8>, String) {
     let body = sample(len);
@@ -137,6 +138,8 @@ fn conditional_requests_answer_304_and_if_range_guards_ranges() {
     );
     assert_eq!(res.status, 200);
     assert!(res.body == body);
+    // A date is a strong validator once it is a second older than the response's Date.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let res = app.send(
         "GET",
         &public,
@@ -422,4 +425,50 @@ fn the_sendfile_path_writes_the_same_access_log_line_as_actix() {
     let head = format!("http: 127.0.0.1 \"HEAD {media}\" 200 0");
     assert_eq!(lines, [get.clone(), get, head.clone(), head]);
     assert!(!node.log_text().contains("secret-looking"));
+}
+
+#[test]
+fn a_replaced_object_never_shares_a_date_and_if_match_is_enforced() {
+    let app = TestApp::spawn();
+    let first = sample(10_000);
+    let (id, public) = app.upload("a.mp4", &first);
+    let old = app.send("GET", &public, &[], b"");
+    let (old_date, old_tag) = (
+        old.header("last-modified").unwrap().to_string(),
+        old.header("etag").unwrap().to_string(),
+    );
+    // Replaced at once: most often within the same second.
+    let second: Vec<u8> = sample(10_000).iter().map(|b| b ^ 0x5a).collect();
+    let p = app.presign(json!({ "videoId": id, "fileName": "a.mp4" }));
+    assert_eq!(
+        app.put(p["uploadUrl"].as_str().unwrap(), "video/mp4", &second)
+            .status,
+        200
+    );
+    let new = app.send("GET", &public, &[], b"");
+    let new_date = new.header("last-modified").unwrap().to_string();
+    assert_ne!(old_date, new_date, "two versions share one Last-Modified");
+
+    // A client resuming the old version by its date gets the new one whole, never a splice.
+    let resumed = app.send(
+        "GET",
+        &public,
+        &[("Range", "bytes=100-199"), ("If-Range", &old_date)],
+        b"",
+    );
+    assert_eq!(resumed.status, 200);
+    assert!(resumed.body == second);
+
+    // If-Match and If-Unmodified-Since: 412 when the object changed.
+    let stale = app.send("GET", &public, &[("If-Match", &old_tag)], b"");
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    assert_eq!(stale.error_code(), "precondition-failed");
+    let fresh_tag = new.header("etag").unwrap().to_string();
+    assert_eq!(
+        app.send("GET", &public, &[("If-Match", &fresh_tag)], b"")
+            .status,
+        200
+    );
+    let since = app.send("HEAD", &public, &[("If-Unmodified-Since", &old_date)], b"");
+    assert_eq!(since.status, 412);
 }
