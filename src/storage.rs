@@ -207,6 +207,21 @@ impl Storage {
         Ok(())
     }
 
+    /// Creates, syncs and removes a small file in `tmp/`: the folder takes writes. Blocking.
+    pub fn probe_writable(&self) -> io::Result<()> {
+        let path = self
+            .tmp
+            .join(format!("ready-{}.probe", random_id(&self.rng, "", 6)));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"ok").and_then(|()| f.sync_data()));
+        let _ = fs::remove_file(&path);
+        written
+    }
+
     /// Removes `tmp/NAME`. Blocking.
     pub fn remove_temp(&self, name: &str) -> io::Result<()> {
         match fs::remove_file(self.tmp.join(name)) {

@@ -20,8 +20,6 @@ use crate::tokens::random_id;
 const MAX_TITLE_CHARS: usize = 500;
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
-/// Ids that would be shadowed by fixed API paths (`/api/video/create`).
-const RESERVED_IDS: [&str; 1] = ["create"];
 
 /// Validates a `POST /api/video/create` body and stores the new video; 409 when the id is taken.
 pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiError> {
@@ -30,9 +28,12 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
     let id = match body.opt_string("s3Key")? {
         Some(key) => {
             check_video_key("s3Key", &key)?;
-            if RESERVED_IDS.contains(&key.as_str()) {
+            // An id equal to a fixed word of any route (`create`, `update`, `embed-settings`…)
+            // would be shadowed by that route or shadow it.
+            if crate::routes::route_words().contains(&key.as_str()) {
                 return Err(ApiError::InvalidField(format!(
-                    "s3Key `{key}` is reserved; choose another"
+                    "s3Key `{key}` is reserved: it is a word of flare's own paths ({}); choose another",
+                    crate::routes::route_words().join(", ")
                 )));
             }
             key

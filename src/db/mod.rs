@@ -104,6 +104,8 @@ struct Inner {
     /// That file, held open: `revocations_seen` asks the open file, which costs no path lookup.
     revocations_file: Option<std::fs::File>,
     idle: Mutex<Vec<Connection>>,
+    /// The file this database was opened on.
+    identity: FileIdentity,
     /// The one thread, and connection, this process writes through. See `writer_loop`.
     writer: Mutex<std::sync::mpsc::Sender<Job>>,
 }
@@ -195,6 +197,8 @@ impl Db {
         let (tx, rx) = std::sync::mpsc::channel();
         let watched =
             FileIdentity::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let identity =
+            FileIdentity::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         std::thread::Builder::new()
             .name("flare-db-writer".into())
             .spawn(move || writer_loop(writer, rx, committed_tx, &wal_long, watched))
@@ -216,6 +220,7 @@ impl Db {
                 revocations,
                 revocations_file,
                 idle: Mutex::new(vec![conn]),
+                identity,
                 writer: Mutex::new(tx),
             }),
         })
@@ -248,6 +253,11 @@ impl Db {
             Ok(m) => (m.ino(), m.len()),
             Err(_) => (0, 0),
         }
+    }
+
+    /// Why the database path no longer names the file this process opened, if it does not.
+    pub fn file_changed(&self) -> Option<String> {
+        self.inner.identity.changed()
     }
 
     /// Runs `f` with a connection on the calling thread. For the CLI and for code already on a

@@ -68,6 +68,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::at("/").on(M::GET, assets::index),
         Endpoint::at("/healthz").on(M::GET, health::healthz),
+        Endpoint::at("/readyz").on(M::GET, health::readyz),
         Endpoint::at("/api/openapi.json").on(M::GET, openapi::document),
         Endpoint::at("/api/videos").on(M::GET, videos::list),
         Endpoint::at("/api/video/create").on(M::POST, videos::create),
@@ -97,6 +98,23 @@ pub fn endpoints() -> Vec<Endpoint> {
             .on(M::POST, pages::embed_unlock),
         Endpoint::at("/static/{file}").on(M::GET, assets::get),
     ]
+}
+
+/// Every fixed word of every route path (`api`, `video`, `create`, `update`, …), sorted: ids
+/// chosen by clients may not be one of them, so no id can collide with a route, today's or one
+/// added later.
+pub fn route_words() -> &'static [&'static str] {
+    static WORDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        let mut words: Vec<&'static str> = endpoints()
+            .iter()
+            .flat_map(|e| e.path.split('/'))
+            .filter(|w| !w.is_empty() && !w.starts_with('{'))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        words
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

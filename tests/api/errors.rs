@@ -173,3 +173,59 @@ fn without_cors_origins_no_allow_headers_are_sent() {
     );
     assert_eq!(res.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn no_client_chosen_id_can_collide_with_a_route_word() {
+    let app = TestApp::spawn();
+    let words = flare::routes::route_words();
+    for word in [
+        "create",
+        "update",
+        "embed-settings",
+        "presign",
+        "upload",
+        "composite",
+    ] {
+        assert!(words.contains(&word), "{word} missing from {words:?}");
+    }
+    for word in words {
+        let res = app.api(
+            "POST",
+            "/api/video/create",
+            Some(serde_json::json!({ "fileName": "a.mp4", "s3Key": word })),
+        );
+        if word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            assert_eq!(res.status, 400, "s3Key {word}: {}", res.text());
+            assert!(res.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reserved"));
+        }
+    }
+    // The id that was reachable for nothing but GET and DELETE before.
+    let res = app.api(
+        "POST",
+        "/api/video/create",
+        Some(serde_json::json!({ "fileName": "a.mp4", "s3Key": "update" })),
+    );
+    assert_eq!(res.error_code(), "invalid-field");
+}
+
+#[test]
+fn readyz_checks_the_database_and_the_room_left_and_healthz_only_liveness() {
+    let app = TestApp::spawn();
+    let ready = app.send("GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["status"], "ready");
+    assert!(ready.json()["freeBytes"].as_u64().unwrap() > 0);
+
+    let full = TestApp::spawn_with(|s| s.disk_reserve_bytes = Some(1 << 62));
+    let res = full.send("GET", "/readyz", &[], b"");
+    assert_eq!(res.status, 503, "{}", res.text());
+    assert_eq!(res.error_code(), "unavailable");
+    assert!(res.text().contains("disk_reserve_bytes"), "{}", res.text());
+    assert_eq!(full.send("GET", "/healthz", &[], b"").status, 200);
+}
