@@ -29,8 +29,24 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
+    // A body that stops arriving is cut off (408) on every route, not only uploads: an
+    // unauthenticated form must not hold a connection open for free.
+    let idle = std::time::Duration::from_secs(
+        req.app_data::<web::Data<crate::startup::AppState>>()
+            .map_or(60, |app| app.settings.upload_idle_timeout_secs),
+    );
     let mut buf = Vec::new();
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let next = tokio::time::timeout(idle, payload.next())
+            .await
+            .map_err(|_| {
+                ApiError::Timeout(format!(
+                    "no data arrived for {} s after {} bytes of the body; send it whole",
+                    idle.as_secs(),
+                    buf.len()
+                ))
+            })?;
+        let Some(chunk) = next else { break };
         let chunk =
             chunk.map_err(|e| ApiError::InvalidJson(format!("the body could not be read: {e}")))?;
         if buf.len() + chunk.len() > limit {

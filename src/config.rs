@@ -24,6 +24,10 @@ pub struct RawSettings {
     pub sync_uploads: Option<bool>,
     pub disk_reserve_bytes: Option<u64>,
     pub upload_idle_timeout: Option<String>,
+    pub send_timeout: Option<String>,
+    pub max_connections_per_client: Option<u64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub sendfile: Option<String>,
     pub log_level: Option<String>,
 }
 
@@ -40,8 +44,29 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("sync_uploads", "FLARE_SYNC_UPLOADS"),
     ("disk_reserve_bytes", "FLARE_DISK_RESERVE_BYTES"),
     ("upload_idle_timeout", "FLARE_UPLOAD_IDLE_TIMEOUT"),
+    ("send_timeout", "FLARE_SEND_TIMEOUT"),
+    (
+        "max_connections_per_client",
+        "FLARE_MAX_CONNECTIONS_PER_CLIENT",
+    ),
+    ("trusted_proxies", "FLARE_TRUSTED_PROXIES"),
+    ("sendfile", "FLARE_SENDFILE"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
+
+/// `FLARE_*` variables that are not settings but are read elsewhere.
+const OTHER_VARS: &[&str] = &["FLARE_CONFIG", "FLARE_DATA_DIR", "FLARE_FAULTS"];
+
+/// The `FLARE_*` variables in `names` that flare does not know: most likely typos, said as a
+/// warning at start (an unknown key in flare.toml is an error; the environment is shared with
+/// other programs, so only a warning).
+pub fn unknown_env_vars(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("FLARE_"))
+        .filter(|n| !ENV_VARS.iter().any(|(_, v)| v == n) && !OTHER_VARS.contains(&n.as_str()))
+        .collect()
+}
 
 impl RawSettings {
     /// Reads a TOML file. Unknown keys are an error, so a typo does not pass silently.
@@ -90,6 +115,22 @@ impl RawSettings {
                         Some(value.trim().parse().map_err(|_| bad("a number of bytes"))?)
                 }
                 "upload_idle_timeout" => raw.upload_idle_timeout = Some(value),
+                "send_timeout" => raw.send_timeout = Some(value),
+                "max_connections_per_client" => {
+                    raw.max_connections_per_client =
+                        Some(value.trim().parse().map_err(|_| bad("a number"))?)
+                }
+                "trusted_proxies" => {
+                    raw.trusted_proxies = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
+                "sendfile" => raw.sendfile = Some(value),
                 "log_level" => raw.log_level = Some(value),
                 _ => unreachable!("ENV_VARS lists only known keys"),
             }
@@ -111,6 +152,12 @@ impl RawSettings {
             sync_uploads: over.sync_uploads.or(self.sync_uploads),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
+            send_timeout: over.send_timeout.or(self.send_timeout),
+            max_connections_per_client: over
+                .max_connections_per_client
+                .or(self.max_connections_per_client),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
+            sendfile: over.sendfile.or(self.sendfile),
             log_level: over.log_level.or(self.log_level),
         }
     }
@@ -133,8 +180,17 @@ pub struct Settings {
     pub sync_uploads: bool,
     /// Free space kept back: a presign whose declared size would eat into it is refused (507).
     pub disk_reserve_bytes: u64,
-    /// An upload whose body stalls this long is cut off.
+    /// A request body (an upload, a JSON body, the password form) that stalls this long is cut
+    /// off.
     pub upload_idle_timeout_secs: u64,
+    /// A response the client stops taking for this long is cut off.
+    pub send_timeout_secs: u64,
+    /// Open connections one client address may hold (trusted proxies are not counted).
+    pub max_connections_per_client: usize,
+    /// Addresses whose `Forwarded` / `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::proxies::Cidr>,
+    /// Plain media GETs answered with sendfile (`auto`) or all by actix (`off`).
+    pub sendfile: bool,
     pub log_level: log::LevelFilter,
 }
 
@@ -201,11 +257,33 @@ impl Settings {
             cors_allowed_origins: origins,
             sync_uploads: raw.sync_uploads.unwrap_or(true),
             disk_reserve_bytes: raw.disk_reserve_bytes.unwrap_or(256 * 1024 * 1024),
-            upload_idle_timeout_secs: duration_key(
+            upload_idle_timeout_secs: positive_duration(
                 "upload_idle_timeout",
                 raw.upload_idle_timeout.as_deref(),
                 "60s",
             )?,
+            send_timeout_secs: positive_duration("send_timeout", raw.send_timeout.as_deref(), "60s")?,
+            max_connections_per_client: match raw.max_connections_per_client.unwrap_or(256) {
+                0 => return Err("max_connections_per_client must be at least 1".into()),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            trusted_proxies: raw
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    crate::proxies::Cidr::parse(p).ok_or_else(|| {
+                        format!(
+                            "trusted_proxies: {p:?} is not an address or a CIDR block such as 10.0.0.0/8 or ::1"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            sendfile: match raw.sendfile.as_deref().unwrap_or("auto") {
+                "auto" => true,
+                "off" => false,
+                other => return Err(format!("sendfile = {other:?}: expected \"auto\" or \"off\"")),
+            },
             log_level,
         })
     }
@@ -215,6 +293,13 @@ fn duration_key(key: &str, value: Option<&str>, default: &str) -> Result<u64, St
     parse_duration(value.unwrap_or(default)).map_err(|e| format!("{key}: {e}"))
 }
 
+fn positive_duration(key: &str, value: Option<&str>, default: &str) -> Result<u64, String> {
+    match duration_key(key, value, default)? {
+        0 => Err(format!("{key}: must be at least 1s")),
+        n => Ok(n),
+    }
+}
+
 /// `scheme://host[:port]` exactly, as browsers send it in `Origin`.
 fn is_origin(s: &str) -> bool {
     s.strip_prefix("http://")
@@ -222,21 +307,36 @@ fn is_origin(s: &str) -> bool {
         .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']))
 }
 
-/// An http(s) URL without its trailing slash.
+/// An http(s) URL without its trailing slash, parsed as a URL: a host, a port that is a port,
+/// no query, fragment or credentials.
 fn url_base(key: &str, value: Option<&str>) -> Result<Option<String>, String> {
     let Some(value) = value else { return Ok(None) };
     let trimmed = value.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => {
-            Ok(Some(trimmed.to_string()))
-        }
-        _ => Err(format!(
-            "{key} = {value:?}: expected an http:// or https:// URL"
-        )),
+    let bad = |why: &str| {
+        Err(format!(
+            "{key} = {value:?}: {why}; expected an http:// or https:// URL such as https://videos.example.org"
+        ))
+    };
+    let parsed = match url::Url::parse(trimmed) {
+        Ok(u) => u,
+        Err(e) => return bad(&e.to_string()),
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return bad("the scheme must be http or https");
     }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return bad("it has no host");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return bad("it may not carry a query or a fragment");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("it may not carry a user name or password");
+    }
+    if trimmed.contains(' ') {
+        return bad("it holds a space");
+    }
+    Ok(Some(trimmed.to_string()))
 }
 
 #[cfg(test)]
@@ -260,6 +360,10 @@ mod tests {
         assert!(s.sync_uploads);
         assert_eq!(s.disk_reserve_bytes, 268_435_456);
         assert_eq!(s.upload_idle_timeout_secs, 60);
+        assert_eq!(s.send_timeout_secs, 60);
+        assert_eq!(s.max_connections_per_client, 256);
+        assert!(s.trusted_proxies.is_empty());
+        assert!(s.sendfile);
         assert!(s.cors_allowed_origins.is_empty());
         // The shipped flare.toml states the same defaults.
         let sample = RawSettings::from_file(Path::new(concat!(
@@ -310,6 +414,24 @@ mod tests {
             err(raw(|r| r.max_upload_url_ttl = Some("8d".into()))).contains("max_upload_url_ttl")
         );
         assert!(err(raw(|r| r.public_url = Some("ftp://x".into()))).contains("public_url"));
+        for bad in [
+            "http://example.com:notaport",
+            "http://",
+            "https://user:pw@example.com",
+            "http://example.com/?q=1",
+            "example.com",
+        ] {
+            assert!(
+                err(raw(|r| r.public_url = Some(bad.into()))).contains("public_url"),
+                "{bad} was taken"
+            );
+        }
+        assert!(err(raw(|r| r.send_timeout = Some("0".into()))).contains("send_timeout"));
+        assert!(err(raw(|r| r.sendfile = Some("on".into()))).contains("sendfile"));
+        assert!(
+            err(raw(|r| r.trusted_proxies = Some(vec!["10.0.0.0/33".into()])))
+                .contains("trusted_proxies")
+        );
         assert!(err(raw(
             |r| r.cors_allowed_origins = Some(vec!["https://a.b/path".into()])
         ))
@@ -318,6 +440,21 @@ mod tests {
             RawSettings::from_env(|k| (k == "FLARE_MAX_UPLOAD_BYTES").then(|| "lots".to_string()));
         assert!(env_err.unwrap_err().contains("FLARE_MAX_UPLOAD_BYTES"));
         assert!(toml::from_str::<RawSettings>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn unknown_flare_variables_are_named() {
+        let names = [
+            "FLARE_LISTEN",
+            "FLARE_PUBLIC_ULR",
+            "FLARE_DATA_DIR",
+            "PATH",
+            "FLARE_FAULTS",
+        ];
+        assert_eq!(
+            unknown_env_vars(names.iter().map(|s| s.to_string())),
+            ["FLARE_PUBLIC_ULR"]
+        );
     }
 
     #[test]

@@ -191,8 +191,9 @@ impl FastPath {
     pub async fn serve(&self, io: &TcpStream) -> Next {
         let mut buf = vec![0u8; PEEK];
         let mut nodelay = false;
+        let mut first = true;
         loop {
-            if CACHESTAT.get() == Some(&false) {
+            if !first && (!self.app.settings.sendfile || CACHESTAT.get() == Some(&false)) {
                 return Next::Actix;
             }
             let peeked = tokio::select! {
@@ -203,6 +204,14 @@ impl FastPath {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => return Next::Closed,
             };
+            if first && is_h2_preface(&buf[..n]) {
+                refuse_h2(io).await;
+                return Next::Closed;
+            }
+            first = false;
+            if !self.app.settings.sendfile || CACHESTAT.get() == Some(&false) {
+                return Next::Actix;
+            }
             let Some(req) = plain_request(&buf[..n]) else {
                 return Next::Actix;
             };
@@ -274,9 +283,18 @@ impl FastPath {
     ) -> io::Result<()> {
         let head = self.head(&ready.plan, req.close);
         let body = !req.head_only && ready.plan.len > 0;
-        send_all(io, head.as_bytes(), body).await?;
+        let timeout = Duration::from_secs(self.app.settings.send_timeout_secs);
+        send_all(io, head.as_bytes(), body, timeout).await?;
         if body {
-            send_file(io, &ready.file, ready.plan.start, ready.plan.len, sent).await?;
+            send_file(
+                io,
+                &ready.file,
+                ready.plan.start,
+                ready.plan.len,
+                sent,
+                timeout,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -333,17 +351,24 @@ async fn consume(io: &TcpStream, mut n: usize) -> io::Result<()> {
 
 /// Writes `data`; `more` tells the kernel a body follows, so a small head and the first body
 /// bytes leave in one packet.
-async fn send_all(io: &TcpStream, mut data: &[u8], more: bool) -> io::Result<()> {
+async fn send_all(
+    io: &TcpStream,
+    mut data: &[u8],
+    more: bool,
+    timeout: Duration,
+) -> io::Result<()> {
     let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     while !data.is_empty() {
-        let n = io
-            .async_io(Interest::WRITABLE, || {
+        let n = progress_within(
+            timeout,
+            io.async_io(Interest::WRITABLE, || {
                 // SAFETY: the pointer and length are those of `data`, which outlives the call.
                 let n =
                     unsafe { libc::send(io.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
                 usize::try_from(n).map_err(|_| io::Error::last_os_error())
-            })
-            .await?;
+            }),
+        )
+        .await?;
         data = &data[n..];
     }
     Ok(())
@@ -358,6 +383,7 @@ async fn send_file(
     start: u64,
     len: u64,
     sent: &mut u64,
+    timeout: Duration,
 ) -> io::Result<()> {
     let end = start + len;
     let mut offset = start;
@@ -373,16 +399,18 @@ async fn send_file(
         while offset < chunk_end {
             let mut pos = libc::off_t::try_from(offset).map_err(io::Error::other)?;
             let count = usize::try_from(chunk_end - offset).map_err(io::Error::other)?;
-            let n = io
-                .async_io(Interest::WRITABLE, || {
+            let n = progress_within(
+                timeout,
+                io.async_io(Interest::WRITABLE, || {
                     // SAFETY: two open descriptors and a valid offset pointer; sendfile moves
                     // it past what it sent.
                     let n = unsafe {
                         libc::sendfile(io.as_raw_fd(), file.as_raw_fd(), &mut pos, count)
                     };
                     usize::try_from(n).map_err(|_| io::Error::last_os_error())
-                })
-                .await?;
+                }),
+            )
+            .await?;
             if n == 0 {
                 // The file is shorter than it was when opened: objects are replaced by rename,
                 // never truncated, so this is damage.
@@ -393,6 +421,51 @@ async fn send_file(
         }
     }
     Ok(())
+}
+
+/// One write that must make progress within `send_timeout` (nginx's rule): a client that stops
+/// reading is cut off instead of holding its connection and file forever.
+async fn progress_within<T>(
+    timeout: Duration,
+    write: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(done) => done,
+        Err(_) => {
+            log::info!(
+                "closed a connection whose client took nothing for {} s",
+                timeout.as_secs()
+            );
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading (send_timeout)",
+            ))
+        }
+    }
+}
+
+/// The start of an HTTP/2 connection preface (RFC 9113 §3.4): a client speaking HTTP/2 with
+/// prior knowledge, which flare does not serve.
+fn is_h2_preface(buf: &[u8]) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    buf.len() >= 16 && PREFACE.starts_with(&buf[..buf.len().min(PREFACE.len())])
+}
+
+/// A clean HTTP/2 refusal: the server's (empty) SETTINGS frame, then GOAWAY with
+/// HTTP_1_1_REQUIRED (RFC 9113 §6.8, §7), which tells the client to retry over HTTP/1.1.
+async fn refuse_h2(io: &TcpStream) {
+    log::debug!(
+        "refused an HTTP/2 prior-knowledge connection from {}: flare speaks HTTP/1.1",
+        io.peer_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    #[rustfmt::skip]
+    const FRAMES: [u8; 26] = [
+        0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty, stream 0
+        0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+        0, 0, 0, 0, // last stream id 0
+        0, 0, 0, 0xd, // HTTP_1_1_REQUIRED
+    ];
+    let _ = send_all(io, &FRAMES, false, Duration::from_secs(1)).await;
 }
 
 /// The line actix-web's `Logger` writes, in its format (`startup.rs`), under its target.

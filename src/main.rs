@@ -26,9 +26,18 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<bool, String> {
     let settings = load_settings(&cli)?;
     logging::init(settings.log_level);
+    for var in flare::config::unknown_env_vars(
+        std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+    ) {
+        log::warn!("{var} is not a flare setting and is ignored (flare serve --help lists them)");
+    }
     match cli.command {
         Command::Serve(_) => actix_web::rt::System::new()
             .block_on(async {
+                match flare::conn::raise_open_files_limit() {
+                    Ok(n) => log::info!("open files limit: {n}"),
+                    Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+                }
                 let app = Application::build(settings).await?;
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })

@@ -2,6 +2,7 @@
 
 use actix_http::{HttpService, KeepAlive};
 use actix_service::map_config;
+use actix_service::ServiceFactoryExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{fn_factory, fn_service, AppConfig, Service, ServiceFactory};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -219,10 +220,12 @@ impl Application {
         let base_url = state.base_url.clone();
         let state = web::Data::new(state);
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
+        let trusted = Arc::new(state.settings.trusted_proxies.clone());
         let app = {
             let state = state.clone();
             move || {
                 let origins = origins.clone();
+                let trusted = trusted.clone();
                 App::new()
                     .app_data(state.clone())
                     .app_data(web::PathConfig::default().error_handler(|_, _| {
@@ -237,9 +240,17 @@ impl Application {
                             .fold(DefaultHeaders::new(), DefaultHeaders::add),
                     )
                     .wrap_fn(|req, srv| {
+                        // An `Upgrade: h2c` attempt (curl --http2) is answered over HTTP/1.1;
+                        // actix would otherwise echo `connection: upgrade` on a plain 200.
+                        let upgrade = req.head().upgrade();
                         let fut = srv.call(req);
                         async move {
                             let mut res = fut.await?;
+                            if upgrade {
+                                res.response_mut()
+                                    .head_mut()
+                                    .set_connection_type(actix_http::ConnectionType::Close);
+                            }
                             let headers = res.headers_mut();
                             if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
                                 for (name, value) in NO_FRAMING {
@@ -252,9 +263,13 @@ impl Application {
                     .wrap(Condition::new(
                         // Below `info` the access log is not built at all: it cost ~6 % of a presign.
                         log::log_enabled!(target: ACCESS_LOG, log::Level::Info),
-                        // %U is the path without the query: signed URLs never reach the log.
-                        Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
-                            .custom_request_replace("method", |req| req.method().to_string()),
+                        // %U is the path without the query: signed URLs never reach the log. The
+                        // client is the peer, or what a trusted proxy says it is.
+                        Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms")
+                            .custom_request_replace("method", |req| req.method().to_string())
+                            .custom_request_replace("client", move |req| {
+                                client_of(&trusted, req.request()).to_string()
+                            }),
                     ))
             }
         };
@@ -263,11 +278,17 @@ impl Application {
         // actix's. The settings are `HttpServer`'s defaults.
         let builder = actix_server::Server::build();
         let shutdown = builder.graceful_shutdown_signal();
+        let counts = Arc::new(crate::conn::Counts::default());
         let server = builder
             .listen("flare", listener, move || {
                 let (app, state, shutdown) = (app.clone(), state.clone(), shutdown.clone());
+                let counts = counts.clone();
                 fn_factory(move || {
                     let signal = shutdown.clone();
+                    let counts = counts.clone();
+                    let send_timeout = Duration::from_secs(state.settings.send_timeout_secs);
+                    let max_per_client = state.settings.max_connections_per_client;
+                    let trusted = state.settings.trusted_proxies.clone();
                     let http = HttpService::build()
                         .keep_alive(KeepAlive::Timeout(fastpath::IDLE))
                         .client_request_timeout(fastpath::IDLE)
@@ -278,16 +299,44 @@ impl Application {
                             let signal = signal.clone();
                             async move { signal.notified().await }
                         })
-                        .finish(map_config(app(), |_| AppConfig::default()))
-                        .tcp();
+                        .finish(map_config(app(), |_| AppConfig::default()));
+                    // What `HttpService::tcp` does, on a stream that times out stalled writes.
+                    let http = fn_service(|io: crate::conn::Watched| {
+                        let peer = io.peer_addr().ok();
+                        ready(Ok::<_, actix_http::error::DispatchError>((
+                            io,
+                            actix_http::Protocol::Http1,
+                            peer,
+                        )))
+                    })
+                    .and_then(http);
                     let fast = Rc::new(FastPath::new(state.clone(), shutdown.clone()));
                     async move {
                         let actix = Rc::new(http.new_service(()).await?);
-                        Ok::<_, ()>(fn_service(move |io: TcpStream| {
+                        Ok::<_, ()>(fn_service(move |mut io: TcpStream| {
                             let (fast, actix) = (fast.clone(), actix.clone());
+                            let (counts, trusted) = (counts.clone(), trusted.clone());
                             async move {
+                                // A proxy carries many clients: it is not counted as one.
+                                let ip = io.peer_addr().ok().map(|a| a.ip());
+                                let _slot = match ip {
+                                    Some(ip) if !crate::proxies::is_trusted(&trusted, ip) => {
+                                        match counts.claim(ip, max_per_client) {
+                                            Some(slot) => Some(slot),
+                                            None => {
+                                                refuse_connection(&mut io, max_per_client).await;
+                                                return Ok(());
+                                            }
+                                        }
+                                    }
+                                    _ => None,
+                                };
                                 match fast.serve(&io).await {
-                                    Next::Actix => actix.call(io).await,
+                                    Next::Actix => {
+                                        actix
+                                            .call(crate::conn::Watched::new(io, send_timeout))
+                                            .await
+                                    }
                                     Next::Closed => Ok(()),
                                 }
                             }
@@ -320,6 +369,41 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// The client a request comes from: its peer, or what a trusted proxy reports.
+pub(crate) fn client_of(
+    trusted: &[crate::proxies::Cidr],
+    req: &actix_web::HttpRequest,
+) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    crate::proxies::client_ip(trusted, peer, req.headers())
+}
+
+/// Answers a connection over the per-client limit with a 503 in the JSON error shape, then
+/// closes it. Bounded: a client that does not read is not waited for.
+async fn refuse_connection(io: &mut TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    log::info!(
+        "refused a connection from {}: it already holds {max} (max_connections_per_client)",
+        io.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    let answer = crate::conn::over_limit_response(max);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(&answer).await?;
+        io.shutdown().await?;
+        // Reading what the client sent lets the close be a FIN, not a reset that could destroy
+        // the answer before the client reads it.
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// The origin of a request when `cors_allowed_origins` lets it in.

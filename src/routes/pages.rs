@@ -123,10 +123,9 @@ async fn unlock(
                 .map(|(_, v)| v.clone())
         })
         .unwrap_or_default();
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    // Behind a proxy every viewer shares its address: the throttle buckets by the client the
+    // trusted proxy names, so one guesser does not lock everyone out.
+    let client = crate::startup::client_of(&app.settings.trusted_proxies, req);
     let refused = |status, message: String| {
         html(
             app,

@@ -168,7 +168,8 @@ fn oversized_headers_get_431() {
 
 #[test]
 fn many_silent_connections_do_not_starve_others() {
-    let app = TestApp::spawn();
+    // All from one address here, so above the default per-client cap (tested in hostile.rs).
+    let app = TestApp::spawn_with(|s| s.max_connections_per_client = Some(1000));
     let silent: Vec<TcpStream> = (0..500)
         .map(|_| TcpStream::connect(("127.0.0.1", app.port)).unwrap())
         .collect();

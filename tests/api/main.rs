@@ -9,6 +9,7 @@ mod examples;
 mod faults;
 mod fsck;
 mod helpers;
+mod hostile;
 mod media;
 mod names;
 mod openapi;
