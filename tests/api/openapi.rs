@@ -68,9 +68,23 @@ fn the_document_is_served_and_is_openapi_3_1() {
     let app = TestApp::spawn();
     let res = app.send("GET", "/api/openapi.json", &[], b"");
     assert_eq!(res.status, 200);
-    let served = res.json();
-    assert_eq!(&served, doc());
+    let mut served = res.json();
     assert_eq!(served["openapi"], "3.1.0");
+    // `servers` is this server's public URL; the rest is the document as shipped.
+    assert_eq!(served["servers"], json!([{ "url": app.base }]));
+    served["servers"] = doc()["servers"].clone();
+    assert_eq!(&served, doc());
+    // Every operation has an id, and no two share one (generated clients name methods by it).
+    let mut ids = std::collections::HashSet::new();
+    for (path, ops) in doc()["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+        }
+    }
+    assert!(ids.len() >= 22, "{ids:?}");
     // Every operation with a scope names it, and every $ref points at something.
     let text = flare::routes::OPENAPI_JSON;
     for (i, m) in text.match_indices("\"$ref\": \"#/components/") {
