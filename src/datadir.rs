@@ -24,10 +24,18 @@ pub fn ensure(dir: &Path, may_create: bool) -> Result<(), String> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {
             if meta.permissions().mode() & 0o077 != 0 {
-                log::warn!(
-                    "the data folder {} can be read by other users; run chmod 700 on it",
-                    shown(dir)
-                );
+                // The commands that may make the folder may also make it private (a fresh clone
+                // holds an empty data/ with the checkout's 0755); the others only say so.
+                let tightened = may_create
+                    && fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).is_ok();
+                if tightened {
+                    log::info!("made the data folder {} private (0700)", shown(dir));
+                } else {
+                    log::warn!(
+                        "the data folder {} can be read by other users; run chmod 700 on it",
+                        shown(dir)
+                    );
+                }
             }
             Ok(())
         }

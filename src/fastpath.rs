@@ -253,12 +253,23 @@ impl FastPath {
             file_name: req.file_name.to_string(),
         };
         let (file, meta) = self.app.storage.open_object(&key).ok()??;
-        let cachestat = CACHESTAT.get_or_init(|| {
-            let works = storage::is_cached(&file, 0, 1).is_some();
-            if !works {
-                log::info!("cachestat(2) is not available: media is served by actix-web's path");
+        let cachestat = CACHESTAT.get_or_init(|| match storage::cache_probe() {
+            Some(probe) => {
+                log::info!(
+                    "plain media GETs are sent with sendfile(2); the page cache is probed with {}",
+                    match probe {
+                        storage::CacheProbe::Cachestat => "cachestat(2)",
+                        storage::CacheProbe::Mincore => "mincore(2) (this kernel has no cachestat)",
+                    }
+                );
+                true
             }
-            works
+            None => {
+                log::info!(
+                    "the page cache cannot be probed here: media is served by actix-web's path"
+                );
+                false
+            }
         });
         if !cachestat {
             return None;

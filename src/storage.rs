@@ -770,10 +770,81 @@ impl FileChunks {
     }
 }
 
-/// Whether the page cache holds every page of `len` bytes at `offset`, by `cachestat(2)`
-/// (Linux 6.5 and later), which counts pages without touching them. `None` where the call is
-/// missing or refused (an older kernel, a seccomp filter).
+/// Which call finds out whether pages are in the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheProbe {
+    /// `cachestat(2)`, Linux 6.5 and later: counts pages without mapping anything.
+    Cachestat,
+    /// `mmap` + `mincore(2)` + `munmap`, on every Linux: maps the range without touching it.
+    Mincore,
+}
+
+/// The probe this kernel allows, found once per process. `FLARE_FAULTS=no-cachestat` makes it
+/// take the older kernels' way, for the tests.
+pub fn cache_probe() -> Option<CacheProbe> {
+    static PROBE: std::sync::OnceLock<Option<CacheProbe>> = std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        let file = File::open("/proc/self/exe").ok()?;
+        if !crate::faults::armed_at("no-cachestat") && cachestat(&file, 0, 1).is_some() {
+            return Some(CacheProbe::Cachestat);
+        }
+        mincore(&file, 0, 1).map(|_| CacheProbe::Mincore)
+    })
+}
+
+/// Whether the page cache holds every page of `len` bytes at `offset`, without reading or
+/// faulting any of them. `None` when the kernel allows no probe (a seccomp filter).
 pub fn is_cached(file: &File, offset: u64, len: u64) -> Option<bool> {
+    match cache_probe()? {
+        CacheProbe::Cachestat => cachestat(file, offset, len),
+        CacheProbe::Mincore => mincore(file, offset, len),
+    }
+}
+
+/// `mincore(2)` over a fresh read-only mapping of the range: one residency byte per page. The
+/// mapping is never touched, so no page is faulted in. `None` when the calls are refused.
+fn mincore(file: &File, offset: u64, len: u64) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Some(true);
+    }
+    let page = page_size();
+    let start = offset / page * page;
+    let map_len = usize::try_from(offset + len - start).ok()?;
+    let at = libc::off_t::try_from(start).ok()?;
+    // SAFETY: a new private mapping of an open descriptor; it is only passed to mincore and
+    // munmap below, never read through.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            at,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM) => None,
+            _ => Some(false),
+        };
+    }
+    let mut resident = vec![0u8; map_len.div_ceil(page as usize)];
+    // SAFETY: `addr` is the page-aligned mapping of `map_len` bytes made above, and `resident`
+    // has one byte per page of it.
+    let r = unsafe { libc::mincore(addr, map_len, resident.as_mut_ptr()) };
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(addr, map_len) };
+    if r != 0 {
+        return None;
+    }
+    Some(resident.iter().all(|b| b & 1 == 1))
+}
+
+/// `cachestat(2)` (Linux 6.5 and later), which counts pages without touching them. `None` where
+/// the call is missing or refused (an older kernel, a seccomp filter).
+fn cachestat(file: &File, offset: u64, len: u64) -> Option<bool> {
     use std::os::fd::AsRawFd;
     /// The syscall's number is the same on every architecture (the unified table).
     const SYS_CACHESTAT: libc::c_long = 451;
@@ -943,6 +1014,31 @@ mod tests {
         let all: Vec<u8> = chunks.concat();
         assert_eq!(&all[..3], b"lo ");
         assert_eq!(all.len() as u64, meta.size - 3);
+    }
+
+    #[test]
+    fn both_probes_see_a_file_just_written_as_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, vec![7u8; 3 << 20]).unwrap();
+        let file = File::open(&path).unwrap();
+        assert_eq!(mincore(&file, 4096 * 3 + 17, 1 << 20), Some(true));
+        assert_eq!(mincore(&file, 0, 3 << 20), Some(true));
+        if let Some(seen) = cachestat(&file, 0, 3 << 20) {
+            assert!(seen);
+        }
+        assert!(cache_probe().is_some());
+        // Dropped from the cache, it is seen as not cached.
+        use std::os::fd::AsRawFd;
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .sync_all()
+            .unwrap();
+        // SAFETY: an advice call on an open descriptor.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(mincore(&file, 0, 3 << 20), Some(false));
     }
 
     #[test]

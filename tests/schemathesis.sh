@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${1:-40}
-command -v schemathesis >/dev/null || python3 -m pip install --quiet schemathesis
+command -v schemathesis >/dev/null || { echo "installing schemathesis (PyPI) with pip"; python3 -m pip install --quiet schemathesis; }
 work=$(mktemp -d)
 export FLARE_DATA_DIR="$work/data"
 cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$work"; }

@@ -472,3 +472,59 @@ fn a_replaced_object_never_shares_a_date_and_if_match_is_enforced() {
     let since = app.send("HEAD", &public, &[("If-Unmodified-Since", &old_date)], b"");
     assert_eq!(since.status, 412);
 }
+
+#[test]
+fn without_cachestat_the_sendfile_path_probes_the_cache_with_mincore() {
+    use crate::helpers::{data_dir_with_token, Node};
+    let (_dir, data, token) = data_dir_with_token("mincore");
+    // An older kernel's way, forced: the probe that Linux before 6.5 has.
+    let node = Node::start(&data, &[("FLARE_FAULTS", "no-cachestat")]);
+    let auth = format!("Bearer {token}");
+    let id = node
+        .send(
+            "POST",
+            "/api/video/create",
+            &[("Authorization", &auth)],
+            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
+        )
+        .json()["video"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = node
+        .send(
+            "POST",
+            "/api/video/upload/presign",
+            &[("Authorization", &auth)],
+            json!({ "videoId": id, "fileName": "a.mp4" })
+                .to_string()
+                .as_bytes(),
+        )
+        .json();
+    let url = format!(
+        "/{}",
+        p["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap()
+    );
+    let body = sample(3 << 20);
+    assert_eq!(
+        node.send("PUT", &url, &[("Content-Type", "video/mp4")], &body)
+            .status,
+        200
+    );
+    let public = format!("/media/{id}/composite/a.mp4");
+    let whole = node.send("GET", &public, &[], b"");
+    assert!(whole.status == 200 && whole.body == body);
+    let part = node.send("GET", &public, &[("Range", "bytes=1000-1999999")], b"");
+    assert_eq!(part.status, 206);
+    assert!(part.body == body[1000..2_000_000]);
+    let log = node.log_text();
+    assert!(
+        log.contains("sent with sendfile(2); the page cache is probed with mincore(2)"),
+        "{log}"
+    );
+}
