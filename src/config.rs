@@ -93,16 +93,7 @@ impl RawSettings {
                 }
                 "upload_url_ttl" => raw.upload_url_ttl = Some(value),
                 "max_upload_url_ttl" => raw.max_upload_url_ttl = Some(value),
-                "cors_allowed_origins" => {
-                    raw.cors_allowed_origins = Some(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect(),
-                    )
-                }
+                "cors_allowed_origins" => raw.cors_allowed_origins = Some(comma_list(&value)),
                 "sync_uploads" => {
                     raw.sync_uploads = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -120,16 +111,7 @@ impl RawSettings {
                     raw.max_connections_per_client =
                         Some(value.trim().parse().map_err(|_| bad("a number"))?)
                 }
-                "trusted_proxies" => {
-                    raw.trusted_proxies = Some(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect(),
-                    )
-                }
+                "trusted_proxies" => raw.trusted_proxies = Some(comma_list(&value)),
                 "sendfile" => raw.sendfile = Some(value),
                 "log_level" => raw.log_level = Some(value),
                 _ => unreachable!("ENV_VARS lists only known keys"),
@@ -287,6 +269,16 @@ impl Settings {
             log_level,
         })
     }
+}
+
+/// A comma-separated environment value as a list, blanks dropped.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn duration_key(key: &str, value: Option<&str>, default: &str) -> Result<u64, String> {

@@ -70,42 +70,7 @@ fn only_serve_and_token_create_make_a_data_folder() {
 fn the_data_folder_and_its_files_are_private() {
     let (_dir, data, token) = data_dir_with_token("modes");
     let node = Node::start(&data, &[]);
-    let auth = format!("Bearer {token}");
-    let id = node
-        .send(
-            "POST",
-            "/api/video/create",
-            &[("Authorization", &auth)],
-            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
-        )
-        .json()["video"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let p = node
-        .send(
-            "POST",
-            "/api/video/upload/presign",
-            &[("Authorization", &auth)],
-            json!({ "videoId": id, "fileName": "a.mp4" })
-                .to_string()
-                .as_bytes(),
-        )
-        .json();
-    let url = format!(
-        "/{}",
-        p["uploadUrl"]
-            .as_str()
-            .unwrap()
-            .splitn(4, '/')
-            .nth(3)
-            .unwrap()
-    );
-    assert_eq!(
-        node.send("PUT", &url, &[("Content-Type", "video/mp4")], &sample(1000))
-            .status,
-        200
-    );
+    let (id, _) = node.upload(&format!("Bearer {token}"), "a.mp4", &sample(1000));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data folder");
     for file in files_under(&data) {
@@ -121,26 +86,8 @@ fn a_folder_restored_without_its_key_is_refused_while_anything_signed_is_open() 
     let (_dir, data, token) = data_dir_with_token("key");
     let node = Node::start(&data, &[]);
     let auth = format!("Bearer {token}");
-    let id = node
-        .send(
-            "POST",
-            "/api/video/create",
-            &[("Authorization", &auth)],
-            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
-        )
-        .json()["video"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let presigned = node.send(
-        "POST",
-        "/api/video/upload/presign",
-        &[("Authorization", &auth)],
-        json!({ "videoId": id, "fileName": "a.mp4" })
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(presigned.status, 200);
+    let id = node.create_video(&auth, "a.mp4");
+    node.upload_path(&auth, &id, "a.mp4");
     drop(node);
     let key = std::fs::read(data.join("signing.key")).unwrap();
     std::fs::remove_file(data.join("signing.key")).unwrap();
@@ -213,18 +160,7 @@ fn video_show_builds_links_on_what_the_running_server_uses() {
         &data,
         &[("FLARE_PUBLIC_URL", "http://flare.lab.example:9999")],
     );
-    let auth = format!("Bearer {token}");
-    let id = node
-        .send(
-            "POST",
-            "/api/video/create",
-            &[("Authorization", &auth)],
-            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
-        )
-        .json()["video"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = node.create_video(&format!("Bearer {token}"), "a.mp4");
     let out = run_flare(&data, &["video", "show", &id], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let shown = String::from_utf8_lossy(&out.stdout);

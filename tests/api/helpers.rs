@@ -402,6 +402,45 @@ impl Node {
         send_to(self.port, method, path, headers, body)
     }
 
+    /// A new video record through the API: its id.
+    pub fn create_video(&self, auth: &str, file_name: &str) -> String {
+        let res = self.send(
+            "POST",
+            "/api/video/create",
+            &[("Authorization", auth)],
+            serde_json::json!({ "fileName": file_name })
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(res.status, 201, "{}", res.text());
+        res.json()["video"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The path and query of a fresh upload URL for `file_name` on video `id`.
+    pub fn upload_path(&self, auth: &str, id: &str, file_name: &str) -> String {
+        let res = self.send(
+            "POST",
+            "/api/video/upload/presign",
+            &[("Authorization", auth)],
+            serde_json::json!({ "videoId": id, "fileName": file_name })
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        let url = res.json()["uploadUrl"].as_str().unwrap().to_string();
+        format!("/{}", url.splitn(4, '/').nth(3).unwrap())
+    }
+
+    /// A new video holding `body` as `file_name` (an mp4): its id and public path.
+    pub fn upload(&self, auth: &str, file_name: &str, body: &[u8]) -> (String, String) {
+        let id = self.create_video(auth, file_name);
+        let path = self.upload_path(auth, &id, file_name);
+        let res = self.send("PUT", &path, &[("Content-Type", "video/mp4")], body);
+        assert_eq!(res.status, 200, "{}", res.text());
+        let public = format!("/media/{id}/composite/{file_name}");
+        (id, public)
+    }
+
     /// kill -9.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();

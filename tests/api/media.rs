@@ -479,44 +479,8 @@ fn without_cachestat_the_sendfile_path_probes_the_cache_with_mincore() {
     let (_dir, data, token) = data_dir_with_token("mincore");
     // An older kernel's way, forced: the probe that Linux before 6.5 has.
     let node = Node::start(&data, &[("FLARE_FAULTS", "no-cachestat")]);
-    let auth = format!("Bearer {token}");
-    let id = node
-        .send(
-            "POST",
-            "/api/video/create",
-            &[("Authorization", &auth)],
-            json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
-        )
-        .json()["video"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let p = node
-        .send(
-            "POST",
-            "/api/video/upload/presign",
-            &[("Authorization", &auth)],
-            json!({ "videoId": id, "fileName": "a.mp4" })
-                .to_string()
-                .as_bytes(),
-        )
-        .json();
-    let url = format!(
-        "/{}",
-        p["uploadUrl"]
-            .as_str()
-            .unwrap()
-            .splitn(4, '/')
-            .nth(3)
-            .unwrap()
-    );
     let body = sample(3 << 20);
-    assert_eq!(
-        node.send("PUT", &url, &[("Content-Type", "video/mp4")], &body)
-            .status,
-        200
-    );
-    let public = format!("/media/{id}/composite/a.mp4");
+    let (_, public) = node.upload(&format!("Bearer {token}"), "a.mp4", &body);
     let whole = node.send("GET", &public, &[], b"");
     assert!(whole.status == 200 && whole.body == body);
     let part = node.send("GET", &public, &[("Range", "bytes=1000-1999999")], b"");

@@ -8,38 +8,7 @@ use std::path::Path;
 
 /// A video with `first` stored as `a.mp4`, through a node without faults.
 fn video_with_object(data: &Path, auth: &str, first: &[u8]) -> String {
-    let node = Node::start(data, &[]);
-    let id = create(&node, auth);
-    let url = presign(&node, auth, &id, "a.mp4");
-    let res = node.send("PUT", &url, &[("Content-Type", "video/mp4")], first);
-    assert_eq!(res.status, 200, "{}", res.text());
-    id
-}
-
-fn create(node: &Node, auth: &str) -> String {
-    let res = node.send(
-        "POST",
-        "/api/video/create",
-        &[("Authorization", auth)],
-        json!({ "fileName": "a.mp4" }).to_string().as_bytes(),
-    );
-    res.json()["video"]["id"].as_str().unwrap().to_string()
-}
-
-/// The path and query of a fresh upload URL.
-fn presign(node: &Node, auth: &str, id: &str, file: &str) -> String {
-    let p = node
-        .send(
-            "POST",
-            "/api/video/upload/presign",
-            &[("Authorization", auth)],
-            json!({ "videoId": id, "fileName": file })
-                .to_string()
-                .as_bytes(),
-        )
-        .json();
-    let url = p["uploadUrl"].as_str().expect("an upload URL");
-    format!("/{}", url.splitn(4, '/').nth(3).unwrap())
+    Node::start(data, &[]).upload(auth, "a.mp4", first).0
 }
 
 /// What a restarted node says of the video, and what each of its names serves.
@@ -91,7 +60,7 @@ fn a_crash_between_the_commit_and_the_rename_is_rolled_forward_at_start() {
 
     // The record of b.mov is committed, then the process dies before the rename.
     let mut node = Node::start(&data, &[("FLARE_FAULTS", "crash-after-commit")]);
-    let url = presign(&node, &auth, &id, "b.mov");
+    let url = node.upload_path(&auth, &id, "b.mov");
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         node.send("PUT", &url, &[("Content-Type", "video/quicktime")], &second)
     }));
@@ -118,7 +87,7 @@ fn a_commit_that_fails_stores_nothing_and_says_why() {
         let id = video_with_object(&data, &auth, &first);
 
         let node = Node::start(&data, &[("FLARE_FAULTS", fault)]);
-        let url = presign(&node, &auth, &id, "a.mp4");
+        let url = node.upload_path(&auth, &id, "a.mp4");
         let res = node.send(
             "PUT",
             &url,
@@ -152,7 +121,7 @@ fn a_second_file_name_replaces_the_first_object() {
     let auth = format!("Bearer {token}");
     let id = video_with_object(&data, &auth, &sample(100 << 10));
     let node = Node::start(&data, &[]);
-    let url = presign(&node, &auth, &id, "b.mov");
+    let url = node.upload_path(&auth, &id, "b.mov");
     let second = sample(50 << 10);
     let res = node.send("PUT", &url, &[("Content-Type", "video/quicktime")], &second);
     assert_eq!(res.status, 200, "{}", res.text());
