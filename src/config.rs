@@ -28,6 +28,7 @@ pub struct RawSettings {
     pub max_connections_per_client: Option<u64>,
     pub trusted_proxies: Option<Vec<String>>,
     pub sendfile: Option<String>,
+    pub workers: Option<u64>,
     pub log_level: Option<String>,
 }
 
@@ -51,6 +52,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("trusted_proxies", "FLARE_TRUSTED_PROXIES"),
     ("sendfile", "FLARE_SENDFILE"),
+    ("workers", "FLARE_WORKERS"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -113,6 +115,7 @@ impl RawSettings {
                 }
                 "trusted_proxies" => raw.trusted_proxies = Some(comma_list(&value)),
                 "sendfile" => raw.sendfile = Some(value),
+                "workers" => raw.workers = Some(value.trim().parse().map_err(|_| bad("a number"))?),
                 "log_level" => raw.log_level = Some(value),
                 _ => unreachable!("ENV_VARS lists only known keys"),
             }
@@ -140,6 +143,7 @@ impl RawSettings {
                 .or(self.max_connections_per_client),
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             sendfile: over.sendfile.or(self.sendfile),
+            workers: over.workers.or(self.workers),
             log_level: over.log_level.or(self.log_level),
         }
     }
@@ -170,9 +174,11 @@ pub struct Settings {
     /// Open connections one client address may hold (trusted proxies are not counted).
     pub max_connections_per_client: usize,
     /// Addresses whose `Forwarded` / `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<crate::proxies::Cidr>,
+    pub trusted_proxies: Vec<crate::http::proxies::Cidr>,
     /// Plain media GETs answered with sendfile (`auto`) or all by actix (`off`).
     pub sendfile: bool,
+    /// Threads serving connections, each with its own event loop.
+    pub workers: usize,
     pub log_level: log::LevelFilter,
 }
 
@@ -254,7 +260,7 @@ impl Settings {
                 .unwrap_or_default()
                 .iter()
                 .map(|p| {
-                    crate::proxies::Cidr::parse(p).ok_or_else(|| {
+                    crate::http::proxies::Cidr::parse(p).ok_or_else(|| {
                         format!(
                             "trusted_proxies: {p:?} is not an address or a CIDR block such as 10.0.0.0/8 or ::1"
                         )
@@ -265,6 +271,11 @@ impl Settings {
                 "auto" => true,
                 "off" => false,
                 other => return Err(format!("sendfile = {other:?}: expected \"auto\" or \"off\"")),
+            },
+            workers: match raw.workers {
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                Some(0) => return Err("workers must be at least 1".into()),
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             },
             log_level,
         })

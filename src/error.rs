@@ -4,7 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
 
-use crate::tokens::Scope;
+use crate::domain::tokens::Scope;
 
 /// Every error a route can return. `code()` and `status()` are the spec's table, in one place.
 #[derive(Debug)]
@@ -12,6 +12,7 @@ pub enum ApiError {
     InvalidJson(String),
     /// A field missing, of the wrong type or out of range; the message names the field.
     InvalidField(String),
+    /// The message names the extension and lists the accepted ones (`names::content_type_for`).
     UnsupportedFileType(String),
     MissingToken,
     InvalidToken,
@@ -111,11 +112,8 @@ impl ApiError {
             | ApiError::InvalidField(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::TooLarge(m) => m.clone(),
-            ApiError::UnsupportedFileType(ext) => format!(
-                "files ending in `{ext}` are not accepted; use one of: {}",
-                crate::names::allowed_extensions()
-            ),
+            | ApiError::TooLarge(m)
+            | ApiError::UnsupportedFileType(m) => m.clone(),
             ApiError::MissingToken => {
                 "send a personal access token as `Authorization: Bearer flr_pat_...`".into()
             }

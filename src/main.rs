@@ -4,13 +4,14 @@ use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
 
+use flare::cli::commands as admin;
 use flare::cli::{Cli, Command};
 use flare::config::{RawSettings, Settings};
-use flare::startup::Application;
-use flare::{admin, logging};
+use flare::http::startup::Application;
+use flare::logging;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    flare::sys::limit_malloc_arenas();
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -34,7 +35,7 @@ fn run(cli: Cli) -> Result<bool, String> {
     match cli.command {
         Command::Serve(_) => actix_web::rt::System::new()
             .block_on(async {
-                match flare::conn::raise_open_files_limit() {
+                match flare::sys::raise_open_files_limit() {
                     Ok(n) => log::info!("open files limit: {n}"),
                     Err(e) => log::warn!("cannot raise the open files limit: {e}"),
                 }
@@ -71,15 +72,4 @@ fn load_settings(cli: &Cli) -> Result<Settings, String> {
         flags.public_url = args.public_url.clone();
     }
     Settings::resolve([file, env, flags])
-}
-
-/// glibc gives each thread that allocates its own arena, up to 8 per core; with a blocking
-/// thread per concurrent file read, freed chunks then scatter over many arenas and resident
-/// memory climbs with the number of viewers. Two arenas keep it flat.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator; called before any thread is started.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }

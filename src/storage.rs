@@ -24,7 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::tokens::random_id;
+use crate::ids::random_id;
+use crate::sys;
 
 /// Bytes gathered from the network before one hand-off to the writer thread and one write:
 /// large writes keep the disk streaming, and few hand-offs keep threads from ping-ponging.
@@ -280,15 +281,7 @@ pub struct TempEntry {
 impl Storage {
     /// Bytes an unprivileged writer can still put on the file system holding the data. Blocking.
     pub fn free_bytes(&self) -> io::Result<u64> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(self.objects.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
-        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is a valid C string and `stat` a properly sized, writable struct.
-        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+        crate::sys::free_bytes(&self.objects)
     }
 
     /// Every file under `objects/`. Blocking.
@@ -733,7 +726,7 @@ impl Stream for FileChunks {
                 }
             }
             let n = this.remaining.min(this.next_read as u64) as usize;
-            if let Some(bytes) = read_cached(&this.file, this.offset, n) {
+            if let Some(bytes) = sys::read_cached(&this.file, this.offset, n).map(Bytes::from) {
                 return Poll::Ready(Some(Ok(this.hand_out(bytes))));
             }
             let (file, offset) = (this.file.clone(), this.offset);
@@ -785,10 +778,10 @@ pub fn cache_probe() -> Option<CacheProbe> {
     static PROBE: std::sync::OnceLock<Option<CacheProbe>> = std::sync::OnceLock::new();
     *PROBE.get_or_init(|| {
         let file = File::open("/proc/self/exe").ok()?;
-        if !crate::faults::armed_at("no-cachestat") && cachestat(&file, 0, 1).is_some() {
+        if !crate::faults::armed_at("no-cachestat") && sys::cachestat(&file, 0, 1).is_some() {
             return Some(CacheProbe::Cachestat);
         }
-        mincore(&file, 0, 1).map(|_| CacheProbe::Mincore)
+        sys::mincore(&file, 0, 1).map(|_| CacheProbe::Mincore)
     })
 }
 
@@ -796,104 +789,9 @@ pub fn cache_probe() -> Option<CacheProbe> {
 /// faulting any of them. `None` when the kernel allows no probe (a seccomp filter).
 pub fn is_cached(file: &File, offset: u64, len: u64) -> Option<bool> {
     match cache_probe()? {
-        CacheProbe::Cachestat => cachestat(file, offset, len),
-        CacheProbe::Mincore => mincore(file, offset, len),
+        CacheProbe::Cachestat => sys::cachestat(file, offset, len),
+        CacheProbe::Mincore => sys::mincore(file, offset, len),
     }
-}
-
-/// `mincore(2)` over a fresh read-only mapping of the range: one residency byte per page. The
-/// mapping is never touched, so no page is faulted in. `None` when the calls are refused.
-fn mincore(file: &File, offset: u64, len: u64) -> Option<bool> {
-    use std::os::fd::AsRawFd;
-    if len == 0 {
-        return Some(true);
-    }
-    let page = page_size();
-    let start = offset / page * page;
-    let map_len = usize::try_from(offset + len - start).ok()?;
-    let at = libc::off_t::try_from(start).ok()?;
-    // SAFETY: a new private mapping of an open descriptor; it is only passed to mincore and
-    // munmap below, never read through.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            map_len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            at,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ENOSYS | libc::EPERM) => None,
-            _ => Some(false),
-        };
-    }
-    let mut resident = vec![0u8; map_len.div_ceil(page as usize)];
-    // SAFETY: `addr` is the page-aligned mapping of `map_len` bytes made above, and `resident`
-    // has one byte per page of it.
-    let r = unsafe { libc::mincore(addr, map_len, resident.as_mut_ptr()) };
-    // SAFETY: unmaps exactly the mapping made above.
-    unsafe { libc::munmap(addr, map_len) };
-    if r != 0 {
-        return None;
-    }
-    Some(resident.iter().all(|b| b & 1 == 1))
-}
-
-/// `cachestat(2)` (Linux 6.5 and later), which counts pages without touching them. `None` where
-/// the call is missing or refused (an older kernel, a seccomp filter).
-fn cachestat(file: &File, offset: u64, len: u64) -> Option<bool> {
-    use std::os::fd::AsRawFd;
-    /// The syscall's number is the same on every architecture (the unified table).
-    const SYS_CACHESTAT: libc::c_long = 451;
-    #[repr(C)]
-    struct Range {
-        off: u64,
-        len: u64,
-    }
-    #[repr(C)]
-    #[derive(Default)]
-    struct Stat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-    if len == 0 {
-        return Some(true);
-    }
-    let range = Range { off: offset, len };
-    let mut stat = Stat::default();
-    // SAFETY: both structs have the kernel's layout (include/uapi/linux/mman.h) and outlive the
-    // call, which only writes into `stat`.
-    let r = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_raw_fd(),
-            &range as *const Range,
-            &mut stat as *mut Stat,
-            0u32,
-        )
-    };
-    if r != 0 {
-        return match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ENOSYS | libc::EPERM) => None,
-            // Not answerable for this file: treat it as not cached.
-            _ => Some(false),
-        };
-    }
-    let page = page_size();
-    let pages = (offset + len - 1) / page - offset / page + 1;
-    Some(stat.nr_cache >= pages)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// Reads `len` bytes at `offset` into the page cache, waiting for the disk. Blocking.
@@ -929,29 +827,6 @@ impl io::Read for PositionedReader<'_> {
         self.offset += n as u64;
         Ok(n)
     }
-}
-
-/// Up to `n` bytes at `offset`, if the page cache holds them: `preadv2` with `RWF_NOWAIT`
-/// returns at once rather than wait for the disk. `None` when nothing could be read that way
-/// (not cached, or a kernel or file system without the flag): the caller reads on a blocking
-/// thread. Copying a cached megabyte costs less than handing the read to another thread and
-/// back, and nothing here can wait on the disk.
-fn read_cached(file: &File, offset: u64, n: usize) -> Option<Bytes> {
-    use std::os::fd::AsRawFd;
-    let mut buf: Vec<u8> = Vec::with_capacity(n);
-    let iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: n,
-    };
-    let offset = libc::off_t::try_from(offset).ok()?;
-    // SAFETY: the one iovec points at `n` bytes of capacity owned by `buf`, which outlives the
-    // call; the kernel writes at most `n` bytes, and `set_len` only covers what it wrote.
-    let got = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-    if got <= 0 {
-        return None;
-    }
-    unsafe { buf.set_len(got as usize) };
-    Some(Bytes::from(buf))
 }
 
 #[cfg(test)]
@@ -1022,23 +897,21 @@ mod tests {
         let path = dir.path().join("f");
         fs::write(&path, vec![7u8; 3 << 20]).unwrap();
         let file = File::open(&path).unwrap();
-        assert_eq!(mincore(&file, 4096 * 3 + 17, 1 << 20), Some(true));
-        assert_eq!(mincore(&file, 0, 3 << 20), Some(true));
-        if let Some(seen) = cachestat(&file, 0, 3 << 20) {
+        assert_eq!(sys::mincore(&file, 4096 * 3 + 17, 1 << 20), Some(true));
+        assert_eq!(sys::mincore(&file, 0, 3 << 20), Some(true));
+        if let Some(seen) = sys::cachestat(&file, 0, 3 << 20) {
             assert!(seen);
         }
         assert!(cache_probe().is_some());
         // Dropped from the cache, it is seen as not cached.
-        use std::os::fd::AsRawFd;
         File::options()
             .write(true)
             .open(&path)
             .unwrap()
             .sync_all()
             .unwrap();
-        // SAFETY: an advice call on an open descriptor.
-        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(mincore(&file, 0, 3 << 20), Some(false));
+        sys::drop_from_cache(&file);
+        assert_eq!(sys::mincore(&file, 0, 3 << 20), Some(false));
     }
 
     #[test]
@@ -1049,11 +922,14 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let file = File::open(&path).unwrap();
         // Just written, so cached: the no-wait read answers, and never past the end.
-        let cached = read_cached(&file, 1000, 5000).expect("a cached read");
+        let cached = sys::read_cached(&file, 1000, 5000).expect("a cached read");
         assert_eq!(&cached[..], &bytes[1000..6000]);
-        let tail = read_cached(&file, 299_990, 64).expect("a cached read");
+        let tail = sys::read_cached(&file, 299_990, 64).expect("a cached read");
         assert_eq!(&tail[..], &bytes[299_990..]);
-        assert!(read_cached(&file, 300_000, 64).is_none(), "past the end");
+        assert!(
+            sys::read_cached(&file, 300_000, 64).is_none(),
+            "past the end"
+        );
         // The waiting read, which the no-wait one falls back to.
         assert_eq!(
             &read_waiting(&file, 7, 200_000).unwrap()[..],

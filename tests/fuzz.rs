@@ -7,11 +7,11 @@
 //! bytes, for a bounded time each (FLARE_FUZZ_SECS, default 5). Each case checks properties that
 //! must hold for any input, not just "no panic". The seed is printed so a failure can be replayed.
 
-use flare::body::JsonObject;
-use flare::embed::EmbedSettings;
-use flare::fastpath::{plain_request, HARMLESS};
-use flare::ranges::{parse_range, RangeAnswer};
-use flare::signing::{self, UploadGrant, VerifyError};
+use flare::domain::embed::EmbedSettings;
+use flare::domain::signing::{self, UploadGrant, VerifyError};
+use flare::http::fastpath::{plain_request, HARMLESS};
+use flare::http::ranges::{parse_range, RangeAnswer};
+use flare::json::JsonObject;
 use std::time::{Duration, Instant};
 
 /// xorshift64*: small, seedable, good enough to drive mutations.
@@ -240,8 +240,8 @@ fn fuzz_media_request_heads() {
             req.path,
             format!("/media/{}/composite/{}", req.video_id, req.file_name)
         );
-        assert!(flare::names::check_path_name("videoId", req.video_id).is_ok());
-        assert!(flare::names::check_path_name("fileName", req.file_name).is_ok());
+        assert!(flare::domain::names::check_path_name("videoId", req.video_id).is_ok());
+        assert!(flare::domain::names::check_path_name("fileName", req.file_name).is_ok());
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let name = line.split(':').next().unwrap();
             assert!(allowed(name), "{name:?} let through in {head:?}");

@@ -443,9 +443,15 @@ fn writer_loop(
         }
         let durable = group[0].durable;
         last_group = group.len();
-        if durable {
-            let _ = conn.pragma_update(None, "synchronous", "FULL");
-        }
+        // A durable change that cannot be made durable is not made at all. (The level cannot
+        // change inside a transaction, so it is set before BEGIN.)
+        let made_durable = if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .err()
+                .map(|e| Failed::of(&e))
+        } else {
+            None
+        };
         let mut replies = Vec::with_capacity(group.len());
         // A database file deleted or replaced under the server would take these writes into an
         // unlinked file, lost at the next start: refuse them instead, and say so once.
@@ -486,8 +492,19 @@ fn writer_loop(
             }
             continue;
         }
+        let mut poisoned = made_durable;
         for job in group {
-            let _ = exec(&conn, "SAVEPOINT job", []);
+            if poisoned.is_some() {
+                let (_, reply) = (job.run)(None);
+                replies.push(reply);
+                continue;
+            }
+            if let Err(e) = exec(&conn, "SAVEPOINT job", []) {
+                poisoned = Some(Failed::of(&e));
+                let (_, reply) = (job.run)(None);
+                replies.push(reply);
+                continue;
+            }
             // A change that panics is rolled back and its caller told; the writer carries on.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 (job.run)(Some(&mut conn))
@@ -499,13 +516,24 @@ fn writer_loop(
                     (false, None)
                 }
             };
-            if !ok {
-                let _ = exec(&conn, "ROLLBACK TO job", []);
+            // If a failed change cannot be undone alone (its savepoint is gone), or a change's
+            // savepoint cannot be released, the group's transaction may hold writes that must
+            // not be kept: the whole group is rolled back and every change in it refused.
+            let undone = if ok {
+                Ok(0)
+            } else {
+                exec(&conn, "ROLLBACK TO job", [])
+            };
+            if let Err(e) = undone.and_then(|_| exec(&conn, "RELEASE job", [])) {
+                log::error!("database writer: a change could not be isolated ({e}); its whole group was rolled back");
+                poisoned = Some(Failed::of(&e));
             }
-            let _ = exec(&conn, "RELEASE job", []);
             replies.extend(reply);
         }
-        let committed = if durable && injected_commit_failure().is_some() {
+        let committed = if let Some(failed) = poisoned {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(failed)
+        } else if durable && injected_commit_failure().is_some() {
             let _ = conn.execute_batch("ROLLBACK");
             Err(injected_commit_failure().expect("checked"))
         } else {
@@ -851,6 +879,53 @@ mod tests {
         );
     }
 
+    fn token_names(db: &Db) -> Vec<String> {
+        db.call(|c| {
+            let mut st = c.prepare("SELECT name FROM tokens ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_change_that_cannot_be_undone_alone_takes_its_group_down_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("flare.db")).unwrap();
+        let insert = |name: &'static str, sabotage: bool| {
+            let db = db.clone();
+            async move {
+                db.write(move |c| {
+                    if sabotage {
+                        // Releases its own savepoint, then writes and fails: "ROLLBACK TO job"
+                        // can no longer undo it alone.
+                        c.execute_batch("RELEASE job")?;
+                    }
+                    c.execute(
+                        "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?1, ?1, '', 0)",
+                        [name],
+                    )?;
+                    if sabotage {
+                        return Err(ApiError::Conflict("refused after writing".into()));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let (a, b, c) = tokio::join!(insert("a", false), insert("b", true), insert("c", false));
+        assert!(b.is_err());
+        let names = token_names(&db);
+        assert!(
+            !names.contains(&"b".to_string()),
+            "a failed change's write was committed with its group: {names:?}"
+        );
+        // What was answered is what is stored.
+        assert_eq!(a.is_ok(), names.contains(&"a".to_string()));
+        assert_eq!(c.is_ok(), names.contains(&"c".to_string()));
+        insert("d", false).await.unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_or_panicking_change_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -879,13 +954,7 @@ mod tests {
             .await;
         assert!(panicked.is_err());
         insert("d", false).await.unwrap();
-        let names: Vec<String> = db
-            .call(|c| {
-                let mut st = c.prepare("SELECT name FROM tokens ORDER BY name")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<Vec<String>>>()
-            })
-            .unwrap();
+        let names = token_names(&db);
         assert_eq!(names, ["a", "c", "d"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::tokens::{scopes_from_text, scopes_to_text, Scope, TokenHash};
+use crate::domain::tokens::{scopes_from_text, scopes_to_text, Scope, TokenHash};
 
 /// `last_used_at` is written at most this often per token, so reads stay reads.
 pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
@@ -66,15 +66,12 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TokenRow>> {
 }
 
 /// The token with this hash, and the stored hash so the caller can compare it in constant time.
-pub fn find_by_hash(
-    conn: &Connection,
-    hash: &TokenHash,
-) -> rusqlite::Result<Option<(TokenRow, Vec<u8>)>> {
+pub fn find_by_hash(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
     super::row(
         conn,
-        concat!("SELECT ", columns!(), ", hash FROM tokens WHERE hash = ?1"),
+        concat!("SELECT ", columns!(), " FROM tokens WHERE hash = ?1"),
         [&hash[..]],
-        |r| Ok((from_row(r)?, r.get(7)?)),
+        from_row,
     )
     .optional()
 }

@@ -177,7 +177,7 @@ fn without_cors_origins_no_allow_headers_are_sent() {
 #[test]
 fn no_client_chosen_id_can_collide_with_a_route_word() {
     let app = TestApp::spawn();
-    let words = flare::routes::route_words();
+    let words = flare::http::routes::route_words();
     for word in [
         "create",
         "update",

@@ -4,8 +4,8 @@
 
 use flare::config::{RawSettings, Settings};
 use flare::db::Db;
-use flare::startup::Application;
-use flare::tokens::Scope;
+use flare::domain::tokens::Scope;
+use flare::http::startup::Application;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,6 +22,14 @@ pub struct TestApp {
     pub db: Db,
     server: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    sendfile_answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for TestApp {
+    /// The server stops with its test: no test leaves one running.
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl TestApp {
@@ -37,9 +45,22 @@ impl TestApp {
     /// Another server on this one's data folder, as after a restart: this one stops first
     /// (one server per data folder).
     pub fn restart(mut self) -> TestApp {
-        actix_web::rt::System::new().block_on(self.server.stop(true));
-        self.thread.take().unwrap().join().unwrap();
-        TestApp::start(self.dir, |_| {})
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        TestApp::start(dir, |_| {})
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            actix_web::rt::System::new().block_on(self.server.stop(true));
+            let _ = thread.join();
+        }
+    }
+
+    /// Responses this server's sendfile path has sent whole.
+    pub fn sendfile_answers(&self) -> u64 {
+        self.sendfile_answers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// flare on `dir/data`, which the test may have prepared (a small file system, say).
@@ -49,6 +70,7 @@ impl TestApp {
             data_dir: Some(dir.path().join("data")),
             sync_uploads: Some(false),
             log_level: Some("off".into()),
+            workers: Some(1),
             ..RawSettings::default()
         };
         tweak(&mut raw);
@@ -57,11 +79,12 @@ impl TestApp {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await.unwrap();
-                tx.send((app.port(), app.handle())).unwrap();
+                tx.send((app.port(), app.handle(), app.sendfile_answers()))
+                    .unwrap();
                 app.run_until_stopped().await.unwrap();
             })
         });
-        let (port, server) = rx
+        let (port, server, sendfile_answers) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("flare did not start");
         let db = Db::open(&dir.path().join("data/flare.db")).unwrap();
@@ -73,6 +96,7 @@ impl TestApp {
             db,
             server,
             thread: Some(thread),
+            sendfile_answers,
         };
         app.token = app.new_token(&Scope::ALL, None).0;
         app
@@ -85,13 +109,13 @@ impl TestApp {
     /// A new token with these scopes; returns the secret and the public id.
     pub fn new_token(&self, scopes: &[Scope], expires_at: Option<i64>) -> (String, String) {
         let (secret, row) =
-            flare::admin::create_token(&self.db, "test", scopes, expires_at).unwrap();
+            flare::cli::commands::create_token(&self.db, "test", scopes, expires_at).unwrap();
         (secret.expose().to_string(), row.id)
     }
 
     /// Revokes as `flare token revoke` does.
     pub fn revoke(&self, token_id: &str) {
-        let (_, revoked) = flare::admin::revoke_token(&self.db, token_id).unwrap();
+        let (_, revoked) = flare::cli::commands::revoke_token(&self.db, token_id).unwrap();
         assert!(revoked);
     }
 
@@ -307,7 +331,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub fn read_key(data_dir: &Path) -> ring::hmac::Key {
-    flare::signing::key_from_bytes(&std::fs::read(data_dir.join("signing.key")).unwrap())
+    flare::domain::signing::key_from_bytes(&std::fs::read(data_dir.join("signing.key")).unwrap())
 }
 
 /// One request on its own connection to a server on this port; the response is checked against

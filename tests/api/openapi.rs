@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 fn doc() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        serde_json::from_str(flare::routes::OPENAPI_JSON).expect("openapi.json is JSON")
+        serde_json::from_str(flare::http::routes::OPENAPI_JSON).expect("openapi.json is JSON")
     })
 }
 
@@ -23,7 +23,7 @@ fn undocumented(doc: &Value, routes: &[(String, String)]) -> Vec<String> {
 }
 
 fn mounted() -> Vec<(String, String)> {
-    flare::routes::endpoints()
+    flare::http::routes::endpoints()
         .iter()
         .flat_map(|e| {
             e.methods()
@@ -86,7 +86,7 @@ fn the_document_is_served_and_is_openapi_3_1() {
     }
     assert!(ids.len() >= 22, "{ids:?}");
     // Every operation with a scope names it, and every $ref points at something.
-    let text = flare::routes::OPENAPI_JSON;
+    let text = flare::http::routes::OPENAPI_JSON;
     for (i, m) in text.match_indices("\"$ref\": \"#/components/") {
         let rest = &text[i + m.len() - "/components/".len()..];
         let pointer = &rest[..rest.find('"').unwrap()];
@@ -120,7 +120,7 @@ fn the_presign_schema_never_refuses_a_file_name_the_server_takes() {
     // Every extension the server knows, in lower, upper and mixed case: a new one added to the
     // server but not to the document fails here.
     let mut names: Vec<String> = Vec::new();
-    for (ext, _) in flare::names::CONTENT_TYPES {
+    for (ext, _) in flare::domain::names::CONTENT_TYPES {
         let mixed: String = ext
             .chars()
             .enumerate()

@@ -2,7 +2,7 @@
 //! missing scope (spec table).
 
 use crate::helpers::{Response, TestApp};
-use flare::tokens::Scope;
+use flare::domain::tokens::Scope;
 use serde_json::json;
 
 fn presign_as(app: &TestApp, auth: Option<&str>) -> crate::helpers::Response {

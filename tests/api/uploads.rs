@@ -1,8 +1,8 @@
 //! The upload loop: create, presign, PUT, and every refusal presign and the signed URL can give.
 
 use crate::helpers::{read_key, sample, sha256_hex, TestApp};
-use flare::signing::UploadGrant;
-use flare::tokens::Scope;
+use flare::domain::signing::UploadGrant;
+use flare::domain::tokens::Scope;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -366,7 +366,7 @@ fn an_expired_url_is_refused_with_403() {
     // signature is valid, so only the expiry can refuse it.
     let url = p["uploadUrl"].as_str().unwrap();
     let query = url.split_once('?').unwrap().1;
-    let pairs = flare::signing::parse_query(query).unwrap();
+    let pairs = flare::domain::signing::parse_query(query).unwrap();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).unwrap().1.clone();
     let grant = UploadGrant {
         video_id: id.clone(),

@@ -1,7 +1,7 @@
 //! The video endpoints: list, read, update, delete, embed settings, with each refusal.
 
 use crate::helpers::{sample, TestApp};
-use flare::tokens::Scope;
+use flare::domain::tokens::Scope;
 use serde_json::{json, Value};
 
 fn ids(res: &crate::helpers::Response) -> Vec<String> {

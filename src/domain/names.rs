@@ -24,17 +24,24 @@ pub fn allowed_extensions() -> String {
         .join(", ")
 }
 
+fn unsupported(ext: &str) -> ApiError {
+    ApiError::UnsupportedFileType(format!(
+        "files ending in `{ext}` are not accepted; use one of: {}",
+        allowed_extensions()
+    ))
+}
+
 /// The Content-Type for a file name, from its extension (case-insensitive).
 pub fn content_type_for(file_name: &str) -> Result<&'static str, ApiError> {
     let ext = match file_name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => ext,
-        _ => return Err(ApiError::UnsupportedFileType(String::new())),
+        _ => return Err(unsupported("")),
     };
     CONTENT_TYPES
         .iter()
         .find(|(known, _)| known.eq_ignore_ascii_case(ext))
         .map(|(_, ct)| *ct)
-        .ok_or_else(|| ApiError::UnsupportedFileType(format!(".{ext}")))
+        .ok_or_else(|| unsupported(&format!(".{ext}")))
 }
 
 /// Refuses a name that could leave its folder or confuse a path: empty, over 255 bytes, a

@@ -5,16 +5,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::body::JsonObject;
 use crate::db::{self, videos::VideoRow};
-use crate::embed::EmbedSettings;
+use crate::domain::embed::EmbedSettings;
+use crate::domain::names::{check_path_name, check_video_key};
+use crate::domain::passwords;
+use crate::domain::signing::encode_segment;
 use crate::error::ApiError;
-use crate::names::{check_path_name, check_video_key};
-use crate::passwords;
-use crate::signing::encode_segment;
-use crate::startup::AppState;
+use crate::ids::random_id;
+use crate::json::JsonObject;
+use crate::state::AppState;
 use crate::time::{iso8601, now_ms};
-use crate::tokens::random_id;
 
 /// The longest title accepted, in characters.
 const MAX_TITLE_CHARS: usize = 500;
@@ -22,7 +22,13 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
 /// Validates a `POST /api/video/create` body and stores the new video; 409 when the id is taken.
-pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiError> {
+/// `reserved`: words no chosen id may be (the route table's own, so that no id can collide
+/// with a route).
+pub async fn create(
+    app: &AppState,
+    body: &JsonObject,
+    reserved: &[&str],
+) -> Result<VideoRow, ApiError> {
     let file_name = body.string("fileName")?;
     check_path_name("fileName", &file_name)?;
     let id = match body.opt_string("s3Key")? {
@@ -30,10 +36,10 @@ pub async fn create(app: &AppState, body: &JsonObject) -> Result<VideoRow, ApiEr
             check_video_key("s3Key", &key)?;
             // An id equal to a fixed word of any route (`create`, `update`, `embed-settings`…)
             // would be shadowed by that route or shadow it.
-            if crate::routes::route_words().contains(&key.as_str()) {
+            if reserved.contains(&key.as_str()) {
                 return Err(ApiError::InvalidField(format!(
                     "s3Key `{key}` is reserved: it is a word of flare's own paths ({}); choose another",
-                    crate::routes::route_words().join(", ")
+                    reserved.join(", ")
                 )));
             }
             key

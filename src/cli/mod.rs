@@ -1,5 +1,8 @@
 //! The command line, as clap derive types. Behaviour lives in `main.rs` and the domain modules.
 
+pub mod commands;
+pub mod fsck;
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

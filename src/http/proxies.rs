@@ -114,6 +114,18 @@ fn parse_node(v: &str) -> Option<IpAddr> {
     v.rsplit_once(':')?.0.parse().ok()
 }
 
+/// The client a request comes from: its peer, or what a trusted proxy reports.
+pub(crate) fn client_of(
+    trusted: &[crate::http::proxies::Cidr],
+    req: &actix_web::HttpRequest,
+) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    client_ip(trusted, peer, req.headers())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

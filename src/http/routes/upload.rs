@@ -4,9 +4,9 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use crate::domain::uploads::{self, PutRequest};
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::uploads::{self, PutRequest};
+use crate::state::AppState;
 
 pub async fn put(
     app: web::Data<AppState>,

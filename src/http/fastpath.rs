@@ -6,7 +6,7 @@
 //! or `HEAD` of a public object that is plain — HTTP/1.1, only headers that cannot change the
 //! answer (no conditional, no `Origin`, no body), a video without a password, no `Range` or a
 //! satisfiable one — is answered here: status and headers from the same code as
-//! `routes::media` and the middlewares, the body by `sendfile` from the page cache. Anything
+//! `http::media` and the middlewares, the body by `sendfile` from the page cache. Anything
 //! else, as the first request or any later one on a kept-alive connection, is left unread in the
 //! socket and the connection is handed to actix-http, which serves it and the rest of the
 //! connection as it always has. So every refusal, conditional and edge case stays on the actix
@@ -23,18 +23,19 @@ use actix_web::web;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::Interest;
 
+use crate::domain::names::{check_path_name, content_type_for};
+use crate::http::headers::{EVERY_RESPONSE, NO_FRAMING};
+use crate::http::media::{plan, Plan};
+use crate::http::ranges::{parse_range, RangeAnswer};
 use crate::logging::ACCESS_LOG;
-use crate::names::{check_path_name, content_type_for};
-use crate::ranges::{parse_range, RangeAnswer};
-use crate::routes::media::{plan, Plan};
-use crate::startup::{AppState, EVERY_RESPONSE, NO_FRAMING};
+use crate::state::AppState;
 use crate::storage::{self, ObjectKey};
+use crate::sys;
 
 /// The most of a request head looked at; a longer head goes to actix.
 const PEEK: usize = 8 << 10;
@@ -47,13 +48,6 @@ const CHUNK: u64 = 1 << 20;
 /// Whether `cachestat` works here, found on the first object served; without it every
 /// connection goes to actix.
 static CACHESTAT: OnceLock<bool> = OnceLock::new();
-/// Responses sent whole by this path, since the process started.
-static ANSWERED: AtomicU64 = AtomicU64::new(0);
-
-/// How many responses this path has sent whole (the tests' proof that it is taken).
-pub fn answered() -> u64 {
-    ANSWERED.load(Ordering::Relaxed)
-}
 
 /// Headers that cannot change a media answer (besides `Range`, `Connection` and the browsers'
 /// `Sec-Fetch-*` and `Sec-CH-*`); a request with any other goes to actix.
@@ -169,6 +163,9 @@ pub struct FastPath {
     /// `Vary: Origin` on every response, as the CORS middleware adds when origins are set.
     vary_origin: bool,
     shutdown: GracefulShutdownSignal,
+    /// Responses this path sent whole, shared by the server's workers (the tests' proof that
+    /// the path is taken).
+    answered: Arc<AtomicU64>,
 }
 
 /// An answer ready to send.
@@ -178,12 +175,17 @@ struct Ready {
 }
 
 impl FastPath {
-    pub fn new(app: web::Data<AppState>, shutdown: GracefulShutdownSignal) -> FastPath {
+    pub fn new(
+        app: web::Data<AppState>,
+        shutdown: GracefulShutdownSignal,
+        answered: Arc<AtomicU64>,
+    ) -> FastPath {
         let vary_origin = !app.settings.cors_allowed_origins.is_empty();
         FastPath {
             app,
             vary_origin,
             shutdown,
+            answered,
         }
     }
 
@@ -233,7 +235,7 @@ impl FastPath {
             if result.is_err() {
                 return Next::Closed;
             }
-            ANSWERED.fetch_add(1, Ordering::Relaxed);
+            self.answered.fetch_add(1, Ordering::Relaxed);
             if req.close {
                 return Next::Closed;
             }
@@ -243,8 +245,11 @@ impl FastPath {
     /// The answer to `req`, or `None` when it is actix's to give (any error, a password, a
     /// range that cannot be satisfied, no `cachestat`).
     async fn prepare(&self, req: &Plain<'_>) -> Option<Ready> {
-        let video = crate::videos::get(&self.app, req.video_id).await.ok()?;
-        if video.password_hash.is_some() || !crate::videos::is_public_object(&video, req.file_name)
+        let video = crate::domain::videos::get(&self.app, req.video_id)
+            .await
+            .ok()?;
+        if video.password_hash.is_some()
+            || !crate::domain::videos::is_public_object(&video, req.file_name)
         {
             return None;
         }
@@ -335,7 +340,7 @@ impl FastPath {
 }
 
 fn push_header(head: &mut String, name: &HeaderName, value: &HeaderValue) {
-    // Values made by flare are visible ASCII (`routes::media::plan`).
+    // Values made by flare are visible ASCII (`http::media::plan`).
     let _ = write!(
         head,
         "{}: {}\r\n",
@@ -368,16 +373,10 @@ async fn send_all(
     more: bool,
     timeout: Duration,
 ) -> io::Result<()> {
-    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     while !data.is_empty() {
         let n = progress_within(
             timeout,
-            io.async_io(Interest::WRITABLE, || {
-                // SAFETY: the pointer and length are those of `data`, which outlives the call.
-                let n =
-                    unsafe { libc::send(io.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
-                usize::try_from(n).map_err(|_| io::Error::last_os_error())
-            }),
+            io.async_io(Interest::WRITABLE, || sys::send(io, data, more)),
         )
         .await?;
         data = &data[n..];
@@ -408,17 +407,12 @@ async fn send_file(
         }
         let chunk_end = offset + chunk;
         while offset < chunk_end {
-            let mut pos = libc::off_t::try_from(offset).map_err(io::Error::other)?;
             let count = usize::try_from(chunk_end - offset).map_err(io::Error::other)?;
+            let mut pos = offset;
             let n = progress_within(
                 timeout,
                 io.async_io(Interest::WRITABLE, || {
-                    // SAFETY: two open descriptors and a valid offset pointer; sendfile moves
-                    // it past what it sent.
-                    let n = unsafe {
-                        libc::sendfile(io.as_raw_fd(), file.as_raw_fd(), &mut pos, count)
-                    };
-                    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+                    sys::sendfile(io, file, &mut pos, count)
                 }),
             )
             .await?;

@@ -3,14 +3,13 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::body::read_limited;
 use crate::db::videos::VideoRow;
-use crate::embed::EmbedSettings;
+use crate::domain::embed::EmbedSettings;
+use crate::domain::passwords;
+use crate::domain::videos::{self, UnlockRefused};
 use crate::error::ApiError;
-use crate::pages;
-use crate::passwords;
-use crate::startup::AppState;
-use crate::videos::{self, UnlockRefused};
+use crate::http::body::read_limited;
+use crate::state::AppState;
 
 type Id = web::Path<String>;
 
@@ -60,9 +59,12 @@ pub async fn embed_unlock(
 async fn find(app: &AppState, id: &str, page: Page) -> Result<VideoRow, HttpResponse> {
     match videos::get(app, id).await {
         Ok(v) => Ok(v),
-        Err(ApiError::NotFound(_)) => {
-            Err(html(app, page, StatusCode::NOT_FOUND, pages::not_found()))
-        }
+        Err(ApiError::NotFound(_)) => Err(html(
+            app,
+            page,
+            StatusCode::NOT_FOUND,
+            crate::http::html::not_found(),
+        )),
         Err(e) => Err(e.error_response()),
     }
 }
@@ -81,7 +83,7 @@ async fn show(app: &AppState, req: &HttpRequest, id: &str, page: Page) -> HttpRe
             app,
             page,
             StatusCode::OK,
-            pages::password_form(&video, &page.path(id), None),
+            crate::http::html::password_form(&video, &page.path(id), None),
         );
     }
     html(app, page, StatusCode::OK, render(app, &video, page))
@@ -90,11 +92,11 @@ async fn show(app: &AppState, req: &HttpRequest, id: &str, page: Page) -> HttpRe
 fn render(app: &AppState, video: &VideoRow, page: Page) -> String {
     let media = videos::object_url(app, video);
     match page {
-        Page::Watch => pages::watch(video, media.as_deref()),
+        Page::Watch => crate::http::html::watch(video, media.as_deref()),
         Page::Embed => {
             let settings = EmbedSettings::from_stored(video.embed_settings.as_deref());
             let watch = format!("{}/v/{}", app.base_url, video.id);
-            pages::embed(video, media.as_deref(), &settings, &watch)
+            crate::http::html::embed(video, media.as_deref(), &settings, &watch)
         }
     }
 }
@@ -125,13 +127,13 @@ async fn unlock(
         .unwrap_or_default();
     // Behind a proxy every viewer shares its address: the throttle buckets by the client the
     // trusted proxy names, so one guesser does not lock everyone out.
-    let client = crate::startup::client_of(&app.settings.trusted_proxies, req);
+    let client = crate::http::proxies::client_of(&app.settings.trusted_proxies, req);
     let refused = |status, message: String| {
         html(
             app,
             page,
             status,
-            pages::password_form(&video, &back, Some(&message)),
+            crate::http::html::password_form(&video, &back, Some(&message)),
         )
     };
     match videos::unlock(app, &video, client, password).await {

@@ -7,13 +7,10 @@ use actix_web::HttpRequest;
 
 use crate::db;
 use crate::db::tokens::TokenRow;
+use crate::domain::tokens::{self, Scope};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::time::now_ms;
-use crate::tokens::{self, Scope, TokenHash};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// The token behind `Authorization: Bearer …`, live and holding `scope`.
 pub async fn require(
@@ -53,7 +50,7 @@ pub async fn require(
     };
     // A lookup is a read; the once-a-minute `last_used_at` is the only write, and is skipped
     // while the recorded use is fresh.
-    if let Some((row, _)) = &found {
+    if let Some(row) = &found {
         let stale = row
             .last_used_at
             .is_none_or(|at| now - at >= db::tokens::LAST_USED_RESOLUTION_MS);
@@ -65,62 +62,14 @@ pub async fn require(
             app.tokens.forget(&hash);
         }
     }
-    let (row, stored) = found.ok_or(ApiError::InvalidToken)?;
-    // The lookup was by hash; compare the whole digest again in constant time all the same.
-    if !tokens::constant_time_eq(&stored, &hash) {
-        return Err(ApiError::InvalidToken);
-    }
+    // Found by its SHA-256: the lookup is the check, and a timing difference in it could only
+    // tell a guesser about hashes, which need a preimage to use.
+    let row = found.ok_or(ApiError::InvalidToken)?;
     check_live(&row, now)?;
     if !row.scopes.contains(&scope) {
         return Err(ApiError::MissingScope(scope));
     }
     Ok(row)
-}
-
-/// Token rows found by hash, kept so that a request does not pay a database read transaction
-/// (a sixth of a presign's CPU time, `bench/profile.sh presign`). A row is used only while no
-/// revocation has been noted since it was read (`Db::note_tokens_revoked`, which `flare token
-/// revoke` calls after its commit; checked with one `fstat` per request) and for at most
-/// `MAX_AGE`, which bounds what a change made any other way could go unseen. Only tokens that
-/// exist are kept, so unknown ones cannot fill it; expiry is checked on every use.
-#[derive(Default)]
-pub struct TokenCache(Mutex<HashMap<TokenHash, Cached>>);
-
-struct Cached {
-    seen: (u64, u64),
-    read_at: Instant,
-    row: (TokenRow, Vec<u8>),
-}
-
-const MAX_AGE: Duration = Duration::from_secs(1);
-
-impl TokenCache {
-    fn get(&self, hash: &TokenHash, seen: (u64, u64)) -> Option<(TokenRow, Vec<u8>)> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let hit = map.get(hash)?;
-        (hit.seen == seen && hit.read_at.elapsed() < MAX_AGE).then(|| hit.row.clone())
-    }
-
-    fn put(&self, hash: TokenHash, seen: (u64, u64), row: (TokenRow, Vec<u8>)) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Rows of other tokens read under an older revocation count are dead weight.
-        map.retain(|_, c| c.seen == seen);
-        map.insert(
-            hash,
-            Cached {
-                seen,
-                read_at: Instant::now(),
-                row,
-            },
-        );
-    }
-
-    fn forget(&self, hash: &TokenHash) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(hash);
-    }
 }
 
 /// Refuses a revoked or expired token. Also applied to the token that minted an upload URL.

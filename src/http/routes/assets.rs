@@ -5,27 +5,27 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "flare.css",
         "text/css; charset=utf-8",
-        include_str!("../../static/flare.css"),
+        include_str!("../../../static/flare.css"),
     ),
     (
         "player.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../static/player.js"),
+        include_str!("../../../static/player.js"),
     ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../static/app.js"),
+        include_str!("../../../static/app.js"),
     ),
 ];
 
-const INDEX: &str = include_str!("../../static/index.html");
+const INDEX: &str = include_str!("../../../static/index.html");
 
 /// `GET /`: the web app. Its script talks to the API on this origin and PUTs to upload URLs,
 /// which are built on `public_url` and so may be another origin.

@@ -3,12 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::auth;
-use crate::body::JsonObject;
+use crate::domain::auth;
+use crate::domain::tokens::Scope;
+use crate::domain::videos::{self, DEFAULT_PAGE, MAX_PAGE};
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::tokens::Scope;
-use crate::videos::{self, DEFAULT_PAGE, MAX_PAGE};
+use crate::state::AppState;
 
 type Id = web::Path<String>;
 
@@ -18,8 +17,8 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::VideosWrite).await?;
-    let body = JsonObject::read(&req, payload).await?;
-    let video = videos::create(&app, &body).await?;
+    let body = crate::http::body::read_json(&req, payload).await?;
+    let video = videos::create(&app, &body, super::route_words()).await?;
     Ok(HttpResponse::Created()
         .json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
 }
@@ -66,7 +65,7 @@ pub async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::VideosWrite).await?;
-    let body = JsonObject::read(&req, payload).await?;
+    let body = crate::http::body::read_json(&req, payload).await?;
     let video = videos::update(&app, &id, &body).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
 }
@@ -98,7 +97,7 @@ pub async fn update_embed_settings(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::EmbedsWrite).await?;
-    let body = JsonObject::read(&req, payload).await?;
+    let body = crate::http::body::read_json(&req, payload).await?;
     let settings = videos::update_embed_settings(&app, &id, &body).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
 }

@@ -5,20 +5,18 @@ use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use rusqlite::Connection;
-use std::collections::HashSet;
-use std::sync::Mutex;
 
-use crate::auth::check_live;
-use crate::body::JsonObject;
 use crate::db::{self, publications::Publication, tokens::TokenRow, uploads::UploadRow};
+use crate::domain::auth::check_live;
+use crate::domain::names::{check_path_name, content_type_for};
+use crate::domain::signing::{self, UploadGrant, VerifyError};
+use crate::domain::videos::public_url;
 use crate::error::ApiError;
-use crate::names::{check_path_name, content_type_for};
-use crate::signing::{self, UploadGrant, VerifyError};
-use crate::startup::AppState;
+use crate::ids::time_ordered_id;
+use crate::json::JsonObject;
+use crate::state::AppState;
 use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter};
 use crate::time::{iso8601, now_ms};
-use crate::tokens::time_ordered_id;
-use crate::videos::public_url;
 
 /// The answer to a presign request: the documented body, in the documented order, plus
 /// `expiresAt`. Serialized straight from this struct (it is on every presign's path).
@@ -215,7 +213,7 @@ where
     //    object; only once that is on disk is the file renamed into place (on the writer thread,
     //    in commit order, before the next transaction). A failed commit leaves the old record and
     //    the old object as they were, and removes the staged file; a crash after the commit is
-    //    rolled forward at the next start (`startup::recover`). Either way the public URL serves
+    //    rolled forward at the next start (`AppState::recover`). Either way the public URL serves
     //    exactly the bytes its record describes.
     let storage = app.storage.clone();
     let key = ObjectKey {
@@ -387,31 +385,4 @@ fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), Ap
         return Err(gone());
     }
     Ok(())
-}
-
-/// Upload ids with a PUT in progress in this process: a second PUT through the same URL waits
-/// for no one and is refused, so one URL can never race itself into storing two objects.
-#[derive(Default)]
-pub struct InFlight(Mutex<HashSet<String>>);
-
-pub struct InFlightGuard<'a> {
-    set: &'a InFlight,
-    id: String,
-}
-
-impl InFlight {
-    pub fn claim(&self, id: &str) -> Option<InFlightGuard<'_>> {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(id.to_string()).then(|| InFlightGuard {
-            set: self,
-            id: id.to_string(),
-        })
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.remove(&self.id);
-    }
 }

@@ -3,9 +3,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// The document with `servers` naming this server's public URL, so generated clients and
 /// "try it" tools reach it the way its users do (through a proxy, say).

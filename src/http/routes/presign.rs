@@ -2,12 +2,11 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::auth;
-use crate::body::JsonObject;
+use crate::domain::auth;
+use crate::domain::tokens::Scope;
+use crate::domain::uploads;
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::tokens::Scope;
-use crate::uploads;
+use crate::state::AppState;
 
 pub async fn presign(
     app: web::Data<AppState>,
@@ -15,7 +14,7 @@ pub async fn presign(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let token = auth::require(&app, &req, Scope::UploadsWrite).await?;
-    let body = JsonObject::read(&req, payload).await?;
+    let body = crate::http::body::read_json(&req, payload).await?;
     let presigned = uploads::presign(&app, &token, &body).await?;
     Ok(HttpResponse::Ok().json(presigned))
 }

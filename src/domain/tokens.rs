@@ -118,61 +118,9 @@ pub fn well_formed(token: &str) -> bool {
     })
 }
 
-/// `prefix` followed by `bytes` (at most 64) random bytes in base64url: ids for tokens, videos
-/// and uploads.
-pub fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
-    let mut id = String::with_capacity(prefix.len() + bytes * 4 / 3 + 3);
-    id.push_str(prefix);
-    push_random(rng, &mut id, bytes);
-    id
-}
-
-/// Appends `bytes` (at most 64) random bytes, base64url-encoded.
-fn push_random(rng: &SystemRandom, out: &mut String, bytes: usize) {
-    let mut buf = [0u8; 64];
-    let buf = &mut buf[..bytes];
-    rng.fill(buf).expect("the system random source failed");
-    URL_SAFE_NO_PAD.encode_string(buf, out);
-}
-
-/// `random_id` led by the time in hex, so ids made later sort later: new rows land at the end
-/// of the id index instead of on a random page of it, and a batch of inserts shares pages.
-pub fn time_ordered_id(rng: &SystemRandom, prefix: &str, bytes: usize, now_ms: i64) -> String {
-    use std::fmt::Write;
-    let mut id = String::with_capacity(prefix.len() + 12 + bytes * 4 / 3 + 3);
-    let _ = write!(id, "{prefix}{:012x}", now_ms.max(0));
-    push_random(rng, &mut id, bytes);
-    id
-}
-
-/// Constant-time equality for secrets and their digests: every byte is looked at whatever the
-/// first difference (ring's own helper for this is deprecated; `hmac::verify` covers signatures).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_ordered_ids_sort_by_time_and_stay_distinct() {
-        let rng = SystemRandom::new();
-        let a = time_ordered_id(&rng, "up_", 9, 1_700_000_000_000);
-        let b = time_ordered_id(&rng, "up_", 9, 1_700_000_000_001);
-        let c = time_ordered_id(&rng, "up_", 9, 1_700_000_000_001);
-        assert!(a < b && a < c, "{a} {b} {c}");
-        assert_ne!(b, c);
-        assert!(a.starts_with("up_018bcfe56800"), "{a}");
-        assert_eq!(a.len(), "up_".len() + 12 + 12);
-    }
 
     #[test]
     fn generated_tokens_are_well_formed_and_distinct() {
@@ -202,12 +150,5 @@ mod tests {
         assert!(Scope::parse("videos:admin")
             .unwrap_err()
             .contains("uploads:write"));
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_slices() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -8,10 +8,10 @@ use std::io::Write;
 use crate::cli::{TokenCommand, VideoCommand};
 use crate::config::Settings;
 use crate::db::{self, tokens::TokenRow, Db};
-use crate::startup::AppState;
+use crate::domain::tokens::{self, Scope, Secret};
+use crate::domain::videos;
+use crate::state::AppState;
 use crate::time::{iso8601, now_ms, parse_duration};
-use crate::tokens::{self, Scope, Secret};
-use crate::videos;
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -111,7 +111,7 @@ pub fn create_token(
     let rng = SystemRandom::new();
     let (secret, hash) = tokens::generate(&rng);
     let row = TokenRow {
-        id: tokens::random_id(&rng, "tok_", 6),
+        id: crate::ids::random_id(&rng, "tok_", 6),
         name: name.to_string(),
         scopes: unique,
         created_at: now_ms(),
@@ -364,7 +364,7 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// `flare fsck`: the report on stdout; `Ok(false)` when something is still wrong.
 pub fn fsck(settings: Settings, verify: bool, repair: bool, as_json: bool) -> Result<bool, String> {
     let app = AppState::open(settings, None)?;
-    let report = crate::fsck::check(&app, &crate::fsck::Options { verify, repair })?;
+    let report = crate::cli::fsck::check(&app, &crate::cli::fsck::Options { verify, repair })?;
     let mut out = std::io::stdout().lock();
     let text = if as_json {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?

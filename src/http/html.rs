@@ -3,7 +3,7 @@
 //! flare itself, so pages work offline.
 
 use crate::db::videos::VideoRow;
-use crate::embed::EmbedSettings;
+use crate::domain::embed::EmbedSettings;
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn esc(text: &str) -> String {

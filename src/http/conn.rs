@@ -162,28 +162,3 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
-
-/// Raises this process's open-files limit to the hard limit the system allows, so the per-client
-/// cap, not the descriptor table, is what bounds a crowd. Returns the limit in force.
-pub fn raise_open_files_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for the call to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: a valid rlimit, read only by the call.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        lim = raised;
-    }
-    Ok(lim.rlim_cur)
-}

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::db;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::time::now_ms;
 
@@ -82,9 +82,9 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     // the next start finishes the rest).
     let publications = app.db.call(|c| db::publications::all(c)).map_err(sql)?;
     for p in &publications {
-        let outcome = crate::publish::outcome(&app.db, &app.storage, p)?;
+        let outcome = crate::domain::publish::outcome(&app.db, &app.storage, p)?;
         let repaired = opts.repair && {
-            crate::publish::finish(&app.db, &app.storage, p)?;
+            crate::domain::publish::finish(&app.db, &app.storage, p)?;
             true
         };
         report.problems.push(problem(

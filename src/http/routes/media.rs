@@ -1,17 +1,18 @@
 //! `GET`/`HEAD` at the public URL: the stored bytes, with one Range and conditional requests.
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderName, HeaderValue, HttpDate};
+use actix_web::http::header::{self};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::domain::names::{check_path_name, content_type_for};
+use crate::domain::passwords;
+use crate::domain::videos;
 use crate::error::ApiError;
-use crate::names::{check_path_name, content_type_for};
-use crate::passwords;
-use crate::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Validators};
-use crate::startup::AppState;
-use crate::storage::{FileChunks, ObjectKey, ObjectMeta};
-use crate::videos;
+use crate::http::media::{plan, validator_headers};
+use crate::http::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Validators};
+use crate::state::AppState;
+use crate::storage::{FileChunks, ObjectKey};
 
 pub async fn get(
     app: web::Data<AppState>,
@@ -85,66 +86,4 @@ pub async fn get(
         return Ok(res.body(SizedStream::new(len, empty)));
     }
     Ok(res.body(SizedStream::new(len, FileChunks::new(file, start, len))))
-}
-
-/// What a GET or HEAD of a stored object answers once its conditionals are settled: the status,
-/// the headers of this route (the middlewares and the HTTP layer add theirs), and which bytes.
-/// `routes::media` and the `sendfile` path (`crate::fastpath`) both answer from this.
-pub(crate) struct Plan {
-    pub status: StatusCode,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub start: u64,
-    pub len: u64,
-}
-
-/// `range` is what the request's `Range` asks for (`Full` when it has none, or when `If-Range`
-/// did not match); an unsatisfiable one is the 416 error.
-pub(crate) fn plan(
-    meta: &ObjectMeta,
-    content_type: &'static str,
-    protected: bool,
-    range: RangeAnswer,
-) -> Result<Plan, ApiError> {
-    let mut headers = validator_headers(meta, protected);
-    let (status, start, len) = match range {
-        RangeAnswer::Full => (StatusCode::OK, 0, meta.size),
-        RangeAnswer::Partial { start, end } => {
-            let value = format!("bytes {start}-{end}/{}", meta.size);
-            headers.push((header::CONTENT_RANGE, header_value(value)));
-            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-        }
-        RangeAnswer::Unsatisfiable => {
-            return Err(ApiError::RangeNotSatisfiable { size: meta.size })
-        }
-    };
-    headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
-    Ok(Plan {
-        status,
-        headers,
-        start,
-        len,
-    })
-}
-
-/// What a 304 repeats of the full answer.
-fn validator_headers(meta: &ObjectMeta, protected: bool) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::with_capacity(6);
-    if protected {
-        headers.push((
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-store"),
-        ));
-    }
-    headers.push((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
-    headers.push((header::ETAG, header_value(meta.etag.clone())));
-    headers.push((
-        header::LAST_MODIFIED,
-        header_value(HttpDate::from(meta.modified).to_string()),
-    ));
-    headers
-}
-
-/// Values made here are ASCII digits, quotes, dashes and dates.
-fn header_value(text: String) -> HeaderValue {
-    HeaderValue::try_from(text).expect("a visible-ASCII header value")
 }

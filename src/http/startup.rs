@@ -1,0 +1,256 @@
+//! Building the application: open the data folder, bind the listener, mount the routes.
+
+use actix_http::{HttpService, KeepAlive};
+use actix_service::map_config;
+use actix_service::ServiceFactoryExt;
+use actix_web::dev::Server;
+use actix_web::dev::{fn_factory, fn_service, AppConfig, Service, ServiceFactory};
+use actix_web::http::header::{self};
+use actix_web::middleware::{Condition, DefaultHeaders, Logger};
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, App};
+use futures_util::future::ready;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::http::cors::cors;
+use crate::http::fastpath::{self, FastPath, Next};
+use crate::http::headers::{EVERY_RESPONSE, NO_FRAMING};
+use crate::http::proxies::client_of;
+use crate::http::routes;
+use crate::logging::ACCESS_LOG;
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// Held while serving; see `datadir::DataLock`.
+    lock: crate::datadir::DataLock,
+    sendfile_answers: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Application {
+    /// Opens the data folder, finishes what an earlier run left undone, binds `settings.listen`
+    /// (port 0 picks a free port) and prepares the server. Nothing is served until
+    /// `run_until_stopped`.
+    pub async fn build(settings: Settings) -> Result<Application, String> {
+        let listener = std::net::TcpListener::bind(&settings.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let workers = settings.workers;
+        if addr.ip().is_unspecified() && settings.public_url.is_none() {
+            return Err(format!(
+                "listening on {addr} (every interface) needs public_url: the upload and media URLs \
+                 flare hands out must name an address clients can reach, such as \
+                 http://192.168.1.20:{port}. Set public_url in flare.toml, FLARE_PUBLIC_URL or \
+                 --public-url",
+                port = addr.port()
+            ));
+        }
+        let (state, lock) = tokio::task::spawn_blocking(move || {
+            crate::datadir::ensure(&settings.data_dir, true)?;
+            // Before anything in the folder is touched: recovery sweeps tmp/, which holds a
+            // running server's uploads in progress.
+            let lock = crate::datadir::DataLock::acquire(&settings.data_dir)?;
+            let state = AppState::open(settings, Some(addr))?;
+            state.recover()?;
+            lock.advertise(&crate::datadir::ServerInfo {
+                pid: std::process::id(),
+                public_url: state.base_url.clone(),
+                media_url: state.media_url.clone(),
+            })?;
+            Ok::<_, String>((state, lock))
+        })
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))??;
+        let base_url = state.base_url.clone();
+        let state = web::Data::new(state);
+        let origins = Arc::new(state.settings.cors_allowed_origins.clone());
+        let trusted = Arc::new(state.settings.trusted_proxies.clone());
+        let app = {
+            let state = state.clone();
+            move || {
+                let origins = origins.clone();
+                let trusted = trusted.clone();
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::PathConfig::default().error_handler(|_, _| {
+                        ApiError::NotFound("there is nothing at this path".into()).into()
+                    }))
+                    .configure(routes::configure)
+                    .default_service(web::to(routes::not_found))
+                    .wrap_fn(move |req, srv| cors(&origins, req, srv))
+                    .wrap(
+                        EVERY_RESPONSE
+                            .into_iter()
+                            .fold(DefaultHeaders::new(), DefaultHeaders::add),
+                    )
+                    .wrap_fn(|req, srv| {
+                        // An `Upgrade: h2c` attempt (curl --http2) is answered over HTTP/1.1;
+                        // actix would otherwise echo `connection: upgrade` on a plain 200.
+                        let upgrade = req.head().upgrade();
+                        let fut = srv.call(req);
+                        async move {
+                            let mut res = fut.await?;
+                            if upgrade {
+                                res.response_mut()
+                                    .head_mut()
+                                    .set_connection_type(actix_http::ConnectionType::Close);
+                            }
+                            let headers = res.headers_mut();
+                            if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+                                for (name, value) in NO_FRAMING {
+                                    headers.insert(name, value);
+                                }
+                            }
+                            Ok(res)
+                        }
+                    })
+                    .wrap(Condition::new(
+                        // Below `info` the access log is not built at all: it cost ~6 % of a presign.
+                        log::log_enabled!(target: ACCESS_LOG, log::Level::Info),
+                        // %U is the path without the query: signed URLs never reach the log. The
+                        // client is the peer, or what a trusted proxy says it is.
+                        Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms")
+                            .custom_request_replace("method", |req| req.method().to_string())
+                            .custom_request_replace("client", move |req| {
+                                client_of(&trusted, req.request()).to_string()
+                            }),
+                    ))
+            }
+        };
+        // What `HttpServer` does inside, with one step before actix-http sees a connection:
+        // plain media GETs are answered with `sendfile` (`fastpath`), everything else is
+        // actix's. The settings are `HttpServer`'s defaults.
+        let builder = actix_server::Server::build().workers(workers);
+        let shutdown = builder.graceful_shutdown_signal();
+        let counts = Arc::new(crate::http::conn::Counts::default());
+        let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sendfile_answers = answered.clone();
+        let server = builder
+            .listen("flare", listener, move || {
+                let (app, state, shutdown) = (app.clone(), state.clone(), shutdown.clone());
+                let (counts, answered) = (counts.clone(), answered.clone());
+                fn_factory(move || {
+                    let signal = shutdown.clone();
+                    let counts = counts.clone();
+                    let send_timeout = Duration::from_secs(state.settings.send_timeout_secs);
+                    let max_per_client = state.settings.max_connections_per_client;
+                    let trusted = state.settings.trusted_proxies.clone();
+                    let http = HttpService::build()
+                        .keep_alive(KeepAlive::Timeout(fastpath::IDLE))
+                        .client_request_timeout(fastpath::IDLE)
+                        .client_disconnect_timeout(Duration::from_secs(1))
+                        .h1_allow_half_closed(true)
+                        .local_addr(addr)
+                        .graceful_shutdown_signal(move || {
+                            let signal = signal.clone();
+                            async move { signal.notified().await }
+                        })
+                        .finish(map_config(app(), |_| AppConfig::default()));
+                    // What `HttpService::tcp` does, on a stream that times out stalled writes.
+                    let http = fn_service(|io: crate::http::conn::Watched| {
+                        let peer = io.peer_addr().ok();
+                        ready(Ok::<_, actix_http::error::DispatchError>((
+                            io,
+                            actix_http::Protocol::Http1,
+                            peer,
+                        )))
+                    })
+                    .and_then(http);
+                    let fast = Rc::new(FastPath::new(
+                        state.clone(),
+                        shutdown.clone(),
+                        answered.clone(),
+                    ));
+                    async move {
+                        let actix = Rc::new(http.new_service(()).await?);
+                        Ok::<_, ()>(fn_service(move |mut io: TcpStream| {
+                            let (fast, actix) = (fast.clone(), actix.clone());
+                            let (counts, trusted) = (counts.clone(), trusted.clone());
+                            async move {
+                                // A proxy carries many clients: it is not counted as one.
+                                let ip = io.peer_addr().ok().map(|a| a.ip());
+                                let _slot = match ip {
+                                    Some(ip) if !crate::http::proxies::is_trusted(&trusted, ip) => {
+                                        match counts.claim(ip, max_per_client) {
+                                            Some(slot) => Some(slot),
+                                            None => {
+                                                refuse_connection(&mut io, max_per_client).await;
+                                                return Ok(());
+                                            }
+                                        }
+                                    }
+                                    _ => None,
+                                };
+                                match fast.serve(&io).await {
+                                    Next::Actix => {
+                                        actix
+                                            .call(crate::http::conn::Watched::new(io, send_timeout))
+                                            .await
+                                    }
+                                    Next::Closed => Ok(()),
+                                }
+                            }
+                        }))
+                    }
+                })
+            })
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+            .run();
+        log::info!("flare listening on http://{addr} (public URL {base_url})");
+        Ok(Application {
+            port: addr.port(),
+            server,
+            lock,
+            sendfile_answers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        drop(self.lock);
+        served
+    }
+
+    /// How many responses the sendfile path has sent whole (the tests' proof it is taken).
+    pub fn sendfile_answers(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.sendfile_answers.clone()
+    }
+
+    /// Stops the server from another thread (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Answers a connection over the per-client limit with a 503 in the JSON error shape, then
+/// closes it. Bounded: a client that does not read is not waited for.
+async fn refuse_connection(io: &mut TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    log::info!(
+        "refused a connection from {}: it already holds {max} (max_connections_per_client)",
+        io.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    let answer = crate::http::conn::over_limit_response(max);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(&answer).await?;
+        io.shutdown().await?;
+        // Reading what the client sent lets the close be a FIN, not a reset that could destroy
+        // the answer before the client reads it.
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}

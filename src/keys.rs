@@ -1,0 +1,105 @@
+//! The key that signs upload URLs and password cookies: `DATA_DIR/signing.key`, 32 random
+//! bytes, mode 0600.
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::db::Db;
+use crate::domain::signing::key_from_bytes;
+
+/// A key for one run of a command-line tool, which signs nothing and never writes a key file.
+pub fn ephemeral() -> hmac::Key {
+    key_from_bytes(&random_bytes())
+}
+
+/// The key in `DATA_DIR/signing.key`, if there is one.
+pub fn load(data_dir: &Path) -> Result<Option<hmac::Key>, String> {
+    let path = data_dir.join("signing.key");
+    match fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            if let Ok(meta) = fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    log::warn!(
+                        "{} is readable by other users; run chmod 600 on it",
+                        path.display()
+                    );
+                }
+            }
+            Ok(Some(key_from_bytes(&bytes)))
+        }
+        Ok(_) => Err(format!("{} is damaged: expected 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    bytes
+}
+
+/// The URL-signing key: 32 random bytes in `DATA_DIR/signing.key`, mode 0600. Only `serve`
+/// makes one, and only when nothing signed with an earlier key can be in use: a new key voids
+/// every open upload URL and every password cookie, so a folder restored without its key is
+/// refused with what the key is for rather than silently given a new one.
+pub fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, String> {
+    let path = data_dir.join("signing.key");
+    if let Some(key) = load(data_dir)? {
+        return Ok(key);
+    }
+    let (open_urls, protected): (i64, i64) = db
+        .call(|c| {
+            Ok::<_, rusqlite::Error>((
+                c.query_row(
+                    "SELECT count(*) FROM uploads WHERE completed_at IS NULL AND expires_at > ?1",
+                    [crate::time::now_ms()],
+                    |r| r.get(0),
+                )?,
+                c.query_row(
+                    "SELECT count(*) FROM videos WHERE password_hash IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?,
+            ))
+        })
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    if open_urls > 0 || protected > 0 {
+        return Err(format!(
+            "{} is missing. It signs upload URLs ({open_urls} still open) and the password \
+             cookies of protected videos ({protected}) in this database, and a new key would void \
+             them all. Restore signing.key from the backup this folder came from; to void them \
+             and go on, make a new key yourself: head -c 32 /dev/urandom > {0} && chmod 600 {0}",
+            path.display()
+        ));
+    }
+    let bytes = random_bytes();
+    // Written whole under a temporary name, then linked into place: link() fails if another
+    // process made the key first, and then both use that one.
+    let tmp = data_dir.join(format!("signing.key.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        match fs::hard_link(&tmp, &path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        fs::File::open(data_dir)?.sync_all()
+    };
+    let written = write();
+    let _ = fs::remove_file(&tmp);
+    written.map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    log::info!("created a new URL-signing key in {}", path.display());
+    load(data_dir)?.ok_or_else(|| format!("{} vanished after it was created", path.display()))
+}

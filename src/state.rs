@@ -1,0 +1,135 @@
+//! What every handler and command can reach: the settings, the database, the objects, the
+//! signing key and the in-process bookkeeping. The bottom of the house: it opens the data folder
+//! and imports no HTTP.
+
+use ring::hmac;
+use ring::rand::SystemRandom;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::domain::in_flight::InFlight;
+use crate::domain::throttle::Throttle;
+use crate::storage::Storage;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    /// `public_url`, or `http://` + the bound address; for the command-line tools, the running
+    /// server's.
+    pub base_url: String,
+    /// Where `base_url` and `media_url` came from, for the command-line tools to say.
+    pub links_from: String,
+    /// `media_url`, or `base_url` + `/media`.
+    pub media_url: String,
+    pub db: Db,
+    pub storage: Arc<Storage>,
+    pub signing_key: hmac::Key,
+    pub rng: SystemRandom,
+    pub in_flight: InFlight,
+    pub throttle: Throttle,
+    pub tokens: crate::domain::token_cache::TokenCache,
+}
+
+impl AppState {
+    /// Opens the data folder: the database (migrated), the signing key (made on first use) and
+    /// storage. `addr` is the bound address when serving, for the default public URL. Blocking.
+    pub fn open(
+        settings: Settings,
+        addr: Option<std::net::SocketAddr>,
+    ) -> Result<AppState, String> {
+        let serving = addr.is_some();
+        let data_dir = settings.data_dir.clone();
+        crate::datadir::ensure(&data_dir, serving)?;
+        let db_path = data_dir.join("flare.db");
+        if !db_path.exists() {
+            crate::datadir::refuse_new_database_beside_objects(&data_dir)?;
+            if !serving {
+                return Err(format!(
+                    "there is no flare database in {}: start `flare serve` on it once, or check \
+                     --data-dir",
+                    crate::datadir::shown(&data_dir)
+                ));
+            }
+        }
+        crate::datadir::create_private_file(&db_path)
+            .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
+        let db = Db::open(&db_path)?;
+        let signing_key = if serving {
+            crate::keys::load_or_create(&data_dir, &db)?
+        } else {
+            // The command-line tools sign nothing: without the key file they use a key of their
+            // own for this run, and never write one (fsck reports the missing file).
+            crate::keys::load(&data_dir)?.unwrap_or_else(crate::keys::ephemeral)
+        };
+        let storage = Storage::open(&data_dir, settings.sync_uploads)
+            .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
+        // The command-line tools build links on what the server running on this folder uses
+        // (it may have been given other settings by flag); with none running, on the settings.
+        let running = (!serving)
+            .then(|| crate::datadir::running_server(&data_dir))
+            .flatten();
+        let base_url = match (&running, &settings.public_url, addr) {
+            (Some(server), _, _) => server.public_url.clone(),
+            (None, Some(url), _) => url.clone(),
+            (None, None, Some(addr)) => format!("http://{addr}"),
+            (None, None, None) => format!("http://{}", settings.listen),
+        };
+        let media_url = match (&running, &settings.media_url) {
+            (Some(server), _) => server.media_url.clone(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => format!("{base_url}/media"),
+        };
+        let links_from = match &running {
+            Some(server) => format!("the running server (pid {})", server.pid),
+            None => "the settings (no server is running on this data folder)".into(),
+        };
+        Ok(AppState {
+            settings,
+            links_from,
+            base_url,
+            media_url,
+            db,
+            storage: Arc::new(storage),
+            signing_key,
+            rng: SystemRandom::new(),
+            in_flight: InFlight::default(),
+            throttle: Throttle::default(),
+            tokens: Default::default(),
+        })
+    }
+
+    /// Work a stopped server may have left: temp files and half-done deletions. Only before
+    /// serving, since a running server's uploads live in `tmp/`. Blocking.
+    pub(crate) fn recover(&self) -> Result<(), String> {
+        // First the publications a crash interrupted: their staged files are in tmp/, which is
+        // swept next.
+        let finished = crate::domain::publish::roll_forward(&self.db, &self.storage)?;
+        if finished > 0 {
+            log::info!("finished {finished} publication(s) interrupted by an earlier stop");
+        }
+        let swept = self
+            .storage
+            .sweep_temp()
+            .map_err(|e| format!("cannot clear unfinished uploads: {e}"))?;
+        if swept > 0 {
+            log::info!(
+                "removed {swept} unfinished upload(s) or deletion(s) left by an earlier run"
+            );
+        }
+        let pending: Vec<String> = self
+            .db
+            .call(|c| crate::db::videos::unfinished_deletes(c))
+            .map_err(|e| format!("cannot read the database: {e}"))?;
+        for id in pending {
+            self.storage
+                .remove_video(&id)
+                .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
+            self.db
+                .call(|c| crate::db::videos::finish_delete(c, &id))
+                .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
+            log::info!("finished deleting video {id}, interrupted by an earlier stop");
+        }
+        Ok(())
+    }
+}
