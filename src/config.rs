@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::time::parse_duration;
 
@@ -168,9 +169,9 @@ pub struct Settings {
     pub disk_reserve_bytes: u64,
     /// A request body (an upload, a JSON body, the password form) that stalls this long is cut
     /// off.
-    pub upload_idle_timeout_secs: u64,
+    pub upload_idle_timeout: Duration,
     /// A response the client stops taking for this long is cut off.
-    pub send_timeout_secs: u64,
+    pub send_timeout: Duration,
     /// Open connections one client address may hold (trusted proxies are not counted).
     pub max_connections_per_client: usize,
     /// Addresses whose `Forwarded` / `X-Forwarded-For` is believed.
@@ -245,12 +246,12 @@ impl Settings {
             cors_allowed_origins: origins,
             sync_uploads: raw.sync_uploads.unwrap_or(true),
             disk_reserve_bytes: raw.disk_reserve_bytes.unwrap_or(256 * 1024 * 1024),
-            upload_idle_timeout_secs: positive_duration(
+            upload_idle_timeout: positive_duration(
                 "upload_idle_timeout",
                 raw.upload_idle_timeout.as_deref(),
                 "60s",
             )?,
-            send_timeout_secs: positive_duration("send_timeout", raw.send_timeout.as_deref(), "60s")?,
+            send_timeout: positive_duration("send_timeout", raw.send_timeout.as_deref(), "60s")?,
             max_connections_per_client: match raw.max_connections_per_client.unwrap_or(256) {
                 0 => return Err("max_connections_per_client must be at least 1".into()),
                 n => usize::try_from(n).unwrap_or(usize::MAX),
@@ -296,10 +297,10 @@ fn duration_key(key: &str, value: Option<&str>, default: &str) -> Result<u64, St
     parse_duration(value.unwrap_or(default)).map_err(|e| format!("{key}: {e}"))
 }
 
-fn positive_duration(key: &str, value: Option<&str>, default: &str) -> Result<u64, String> {
+fn positive_duration(key: &str, value: Option<&str>, default: &str) -> Result<Duration, String> {
     match duration_key(key, value, default)? {
         0 => Err(format!("{key}: must be at least 1s")),
-        n => Ok(n),
+        n => Ok(Duration::from_secs(n)),
     }
 }
 
@@ -362,8 +363,8 @@ mod tests {
         assert_eq!(s.max_upload_url_ttl_secs, 604_800);
         assert!(s.sync_uploads);
         assert_eq!(s.disk_reserve_bytes, 268_435_456);
-        assert_eq!(s.upload_idle_timeout_secs, 60);
-        assert_eq!(s.send_timeout_secs, 60);
+        assert_eq!(s.upload_idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.send_timeout, Duration::from_secs(60));
         assert_eq!(s.max_connections_per_client, 256);
         assert!(s.trusted_proxies.is_empty());
         assert!(s.sendfile);

@@ -269,7 +269,7 @@ pub fn video(settings: Settings, cmd: VideoCommand) -> Result<(), String> {
                         vec![
                             v.id.clone(),
                             v.title.clone().unwrap_or_default(),
-                            v.status.clone(),
+                            v.status.as_str().to_string(),
                             v.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                             iso8601(v.created_at)[..16].replace('T', " "),
                             if v.password_hash.is_some() {

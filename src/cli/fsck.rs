@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::db;
+use crate::db::videos::VideoStatus;
 use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::time::now_ms;
@@ -15,12 +16,33 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// An open upload row this long past its expiry can no longer be used by anyone.
 const STALE_UPLOAD_MS: i64 = 24 * 3600 * 1000;
 
+/// What fsck can find; shown in kebab-case (`size-mismatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    DatabaseCorrupt,
+    MissingSigningKey,
+    UnfinishedPublication,
+    UnfinishedDelete,
+    MissingFile,
+    SizeMismatch,
+    Sha256Mismatch,
+    OrphanFile,
+    StaleUpload,
+    TempFile,
+}
+
+impl std::fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(text.as_str().unwrap_or_default())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// `database-corrupt`, `missing-signing-key`, `unfinished-publication`, `missing-file`, `size-mismatch`,
-    /// `sha256-mismatch`, `orphan-file`, `unfinished-delete`, `stale-upload`, `temp-file`.
-    pub kind: &'static str,
+    pub kind: ProblemKind,
     pub video_id: Option<String>,
     /// Relative to the data folder.
     pub path: Option<String>,
@@ -58,7 +80,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         .map_err(sql)?;
     if integrity != "ok" {
         report.problems.push(problem(
-            "database-corrupt",
+            ProblemKind::DatabaseCorrupt,
             None,
             Some("flare.db"),
             integrity,
@@ -68,7 +90,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     if !app.settings.data_dir.join("signing.key").exists() {
         report.problems.push(problem(
-            "missing-signing-key",
+            ProblemKind::MissingSigningKey,
             None,
             Some("signing.key"),
             "the key that signs upload URLs and password cookies is gone; restore it from a \
@@ -88,7 +110,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             true
         };
         report.problems.push(problem(
-            "unfinished-publication",
+            ProblemKind::UnfinishedPublication,
             Some(&p.video_id),
             Some(&format!("tmp/{}", p.temp_name)),
             format!(
@@ -116,12 +138,12 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     // The one object each ready video may have.
     let objects: HashSet<(&str, &str)> = videos
         .iter()
-        .filter(|v| v.status == "ready")
+        .filter(|v| v.status == VideoStatus::Ready)
         .filter_map(|v| Some((v.id.as_str(), v.object_name.as_deref()?)))
         .collect();
 
     for v in &videos {
-        if v.status == "deleting" {
+        if v.status == VideoStatus::Deleting {
             let mut fixed = false;
             if opts.repair {
                 app.storage.remove_video(&v.id).map_err(io)?;
@@ -131,7 +153,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                 fixed = true;
             }
             report.problems.push(problem(
-                "unfinished-delete",
+                ProblemKind::UnfinishedDelete,
                 Some(&v.id),
                 None,
                 "a deletion was interrupted; the server finishes it at start-up".into(),
@@ -139,7 +161,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             ));
             continue;
         }
-        let (Some(name), "ready") = (&v.object_name, v.status.as_str()) else {
+        let (Some(name), VideoStatus::Ready) = (&v.object_name, v.status) else {
             continue;
         };
         let key = ObjectKey {
@@ -155,7 +177,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                         .map_err(sql)?;
                 }
                 report.problems.push(problem(
-                    "missing-file",
+                    ProblemKind::MissingFile,
                     Some(&v.id),
                     Some(&path),
                     "the record says ready but the file is gone; repair sets the video back to pending".into(),
@@ -176,9 +198,9 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                     .is_some_and(|d| Some(d) != v.sha256.as_ref());
                 if recorded != size as i64 || digest_differs {
                     let kind = if recorded != size as i64 {
-                        "size-mismatch"
+                        ProblemKind::SizeMismatch
                     } else {
-                        "sha256-mismatch"
+                        ProblemKind::Sha256Mismatch
                     };
                     let actual = digest.clone().unwrap_or_default();
                     if opts.repair {
@@ -212,7 +234,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                 || publishing.contains(k.video_id.as_str())
                 || videos
                     .iter()
-                    .any(|v| v.id == k.video_id && v.status == "deleting")
+                    .any(|v| v.id == k.video_id && v.status == VideoStatus::Deleting)
         }) {
             continue;
         }
@@ -224,7 +246,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             None
         };
         report.problems.push(problem(
-            "orphan-file",
+            ProblemKind::OrphanFile,
             f.key.as_ref().map(|k| k.video_id.as_str()),
             Some(&rel),
             match (&moved, owned) {
@@ -258,7 +280,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                 .map_err(sql)?;
         }
         report.problems.push(problem(
-            "stale-upload",
+            ProblemKind::StaleUpload,
             Some(&u.video_id),
             None,
             format!(
@@ -285,7 +307,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             None
         };
         report.problems.push(problem(
-            "temp-file",
+            ProblemKind::TempFile,
             None,
             Some(&format!("tmp/{}", t.name)),
             match (&moved, stale) {
@@ -313,7 +335,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 }
 
 fn problem(
-    kind: &'static str,
+    kind: ProblemKind,
     video_id: Option<&str>,
     path: Option<&str>,
     detail: String,

@@ -2,6 +2,47 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+/// Where a video is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoStatus {
+    /// No object yet.
+    Pending,
+    /// Its object is stored and public.
+    Ready,
+    /// Being deleted: invisible to the API, finished at start-up if a crash interrupted it.
+    Deleting,
+}
+
+impl VideoStatus {
+    /// The word stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoStatus::Pending => "pending",
+            VideoStatus::Ready => "ready",
+            VideoStatus::Deleting => "deleting",
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for VideoStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for VideoStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
+            "pending" => Ok(VideoStatus::Pending),
+            "ready" => Ok(VideoStatus::Ready),
+            "deleting" => Ok(VideoStatus::Deleting),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown video status {other:?}").into(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct VideoRow {
     pub id: String,
@@ -11,9 +52,7 @@ pub struct VideoRow {
     pub width: Option<f64>,
     pub height: Option<f64>,
     pub duration: Option<f64>,
-    /// `pending` or `ready`; `deleting` while a deletion is under way (invisible to the API,
-    /// finished at start-up if a crash interrupted it).
-    pub status: String,
+    pub status: VideoStatus,
     /// The name of the stored object under `objects/ID/composite/`, once uploaded.
     pub object_name: Option<String>,
     pub size: Option<i64>,

@@ -2,7 +2,7 @@
 //! file not yet renamed into place (`uploads::receive`, step 5). Run at start-up before the temp
 //! folder is swept, and by `flare fsck --repair`.
 
-use crate::db::{self, publications::Publication, Db};
+use crate::db::{self, publications::Publication, videos::VideoStatus, Db};
 use crate::storage::{ObjectKey, Storage};
 
 /// What is to be done with one unfinished publication.
@@ -25,9 +25,9 @@ pub fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, S
     let video = db
         .call(|c| db::videos::get(c, &p.video_id))
         .map_err(|e| format!("cannot read the database: {e}"))?;
-    let current = video
-        .as_ref()
-        .is_some_and(|v| v.status == "ready" && v.object_name.as_deref() == Some(&p.object_name));
+    let current = video.as_ref().is_some_and(|v| {
+        v.status == VideoStatus::Ready && v.object_name.as_deref() == Some(&p.object_name)
+    });
     Ok(match (current, storage.temp_exists(&p.temp_name)) {
         (true, true) => Outcome::RollForward,
         (false, true) => Outcome::Superseded,

@@ -197,7 +197,7 @@ where
         .writer()
         .await
         .map_err(|e| ApiError::from_io("creating a temp file", e))?;
-    let idle = std::time::Duration::from_secs(app.settings.upload_idle_timeout_secs);
+    let idle = app.settings.upload_idle_timeout;
     if let Err(e) = stream_body(&grant, &mut writer, &mut body, idle).await {
         writer.abort().await;
         return Err(e);

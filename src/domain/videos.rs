@@ -5,7 +5,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::db::{self, videos::VideoRow};
+use crate::db::{
+    self,
+    videos::{VideoRow, VideoStatus},
+};
 use crate::domain::embed::EmbedSettings;
 use crate::domain::names::{check_path_name, check_video_key};
 use crate::domain::passwords;
@@ -63,7 +66,7 @@ pub async fn create(
         width: body.opt_non_negative("width")?,
         height: body.opt_non_negative("height")?,
         duration: body.opt_non_negative("duration")?,
-        status: "pending".into(),
+        status: VideoStatus::Pending,
         object_name: None,
         size: None,
         content_type: None,
@@ -271,7 +274,7 @@ pub fn public_url(app: &AppState, video_id: &str, file_name: &str) -> String {
 
 /// Whether `file_name` is the object this video's record names (and so may be served).
 pub fn is_public_object(v: &VideoRow, file_name: &str) -> bool {
-    v.status == "ready" && v.object_name.as_deref() == Some(file_name)
+    v.status == VideoStatus::Ready && v.object_name.as_deref() == Some(file_name)
 }
 
 /// The URL of the stored object, once there is one.
@@ -291,7 +294,7 @@ pub fn to_json(app: &AppState, v: &VideoRow) -> Value {
         "width": v.width,
         "height": v.height,
         "duration": v.duration,
-        "status": v.status,
+        "status": v.status.as_str(),
         "size": v.size,
         "contentType": v.content_type,
         "sha256": v.sha256,

@@ -27,10 +27,11 @@ pub async fn read_limited(
     }
     // A body that stops arriving is cut off (408) on every route, not only uploads: an
     // unauthenticated form must not hold a connection open for free.
-    let idle = std::time::Duration::from_secs(
-        req.app_data::<web::Data<crate::state::AppState>>()
-            .map_or(60, |app| app.settings.upload_idle_timeout_secs),
-    );
+    let idle = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .map_or(std::time::Duration::from_secs(60), |app| {
+            app.settings.upload_idle_timeout
+        });
     let mut buf = Vec::new();
     loop {
         let next = tokio::time::timeout(idle, payload.next())

@@ -299,7 +299,7 @@ impl FastPath {
     ) -> io::Result<()> {
         let head = self.head(&ready.plan, req.close);
         let body = !req.head_only && ready.plan.len > 0;
-        let timeout = Duration::from_secs(self.app.settings.send_timeout_secs);
+        let timeout = self.app.settings.send_timeout;
         send_all(io, head.as_bytes(), body, timeout).await?;
         if body {
             send_file(

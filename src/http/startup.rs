@@ -137,7 +137,7 @@ impl Application {
                 fn_factory(move || {
                     let signal = shutdown.clone();
                     let counts = counts.clone();
-                    let send_timeout = Duration::from_secs(state.settings.send_timeout_secs);
+                    let send_timeout = state.settings.send_timeout;
                     let max_per_client = state.settings.max_connections_per_client;
                     let trusted = state.settings.trusted_proxies.clone();
                     let http = HttpService::build()

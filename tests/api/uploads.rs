@@ -71,17 +71,12 @@ fn the_whole_walk_stores_and_serves_identical_bytes() {
     assert!(got.body == body, "served bytes differ");
     assert!(app.temp_files_settled().is_empty());
 
-    // The record shows what was stored (read straight from the database: the read endpoint
-    // belongs to the next issue).
-    let row = app
-        .db
-        .call(|c| flare::db::videos::get(c, &id))
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.status, "ready");
-    assert_eq!(row.size, Some(body.len() as i64));
-    assert_eq!(row.content_type.as_deref(), Some("video/mp4"));
-    assert_eq!(row.sha256, Some(sha256_hex(&body)));
+    // The record shows what was stored.
+    let video = app.api("GET", &format!("/api/video/{id}"), None).json()["video"].clone();
+    assert_eq!(video["status"], "ready");
+    assert_eq!(video["size"], body.len());
+    assert_eq!(video["contentType"], "video/mp4");
+    assert_eq!(video["sha256"], sha256_hex(&body));
 }
 
 #[test]
