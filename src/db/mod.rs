@@ -156,9 +156,9 @@ impl From<Failed> for ApiError {
 /// A change: applied to the connection, it says whether it succeeded and what to answer.
 type Change = Box<dyn FnOnce(Option<&mut Connection>) -> (bool, Reply) + Send>;
 
-/// How long the writer waits for more changes when the last group held several: at 64
-/// concurrent presigns it took groups from ~6 to ~21 changes and WAL traffic per change from
-/// ~0.8 to ~0.4 pages. A lone change is never delayed.
+/// How long the writer waits for more changes when the last group held several: fewer, larger
+/// commits write fewer WAL pages (figures: BENCHMARKS.md, group commit). A lone change is never
+/// delayed.
 const GATHER: Duration = Duration::from_micros(300);
 /// Most changes queued at once that share one transaction.
 const GROUP_MAX: usize = 256;
@@ -641,27 +641,18 @@ fn short_waits(attempt: i32) -> bool {
 /// How long the checkpointer lets commits gather before copying them into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(if cfg!(test) { 20 } else { 200 });
 /// WAL size past which the WAL is made to start over. Each restart pauses the writer for two
-/// fsyncs of what the checkpointer has not synced yet (3-7 ms here); at 20,000 presigns/s this
-/// bound means one every ~15 s.
+/// fsyncs of what the checkpointer has not synced yet, so it should be rare.
 const WAL_LONG_BYTES: i64 = if cfg!(test) { 1 << 20 } else { 128 << 20 };
 /// Page size of a new database. Each commit writes whole pages to the WAL, and a presign's
 /// commit touches a few pages of three b-trees for a ~200-byte row: 1 KiB pages write a third
 /// of the WAL bytes 4 KiB pages did, so the WAL has to start over a third as often.
 const PAGE_SIZE: i64 = 1024;
 
-/// The checkpoint thread: after commits, a `PASSIVE` checkpoint, which waits for no reader or
-/// writer. The writer connection has automatic checkpoints turned off, so their fsync is paid
-/// here instead of inside some request's commit (it put tens of milliseconds on presign's p99).
-///
-/// Under a steady stream of commits a passive checkpoint never catches the WAL's end, so the WAL
-/// would never start over and would grow without bound. Past `WAL_LONG_BYTES` the writer is
-/// asked to run one `RESTART` checkpoint between two transactions.
-///
-/// SQLite syncs the database file only after a checkpoint that reached the WAL's end, which under
-/// load is only the writer's restart: that fsync then wrote out every page copied since the last
-/// one, and held the writer 50 ms per 32 MiB of WAL. So after each checkpoint this thread syncs
-/// the database file itself (`db_file`), and the restart's fsync finds little left to write.
-/// Ends when the writer thread does.
+/// The checkpoint thread: after commits, a `PASSIVE` checkpoint (it waits for no one), so its
+/// fsync is not paid inside a request's commit. A passive checkpoint never catches the WAL's end
+/// under a steady stream of commits, so past `WAL_LONG_BYTES` the writer is asked for one
+/// `RESTART` between two transactions. The database file is synced here after each checkpoint,
+/// so that restart's own fsync finds little left to write. Ends when the writer thread does.
 fn checkpoint_loop(
     conn: Connection,
     db_file: Option<std::fs::File>,

@@ -1,20 +1,11 @@
-//! Plain media GETs answered with `sendfile(2)`, in front of actix-web.
+//! Plain media GETs answered with `sendfile(2)`, in front of actix-web, which copies every body
+//! byte twice in user space (why it matters: BENCHMARKS.md).
 //!
-//! actix-web copies every body byte twice in user space (into a read buffer, then into its write
-//! buffer) and cannot hand the kernel a file; for a player seeking through a video that is most
-//! of what a response costs (BENCHMARKS.md). So each connection is first peeked at here. A `GET`
-//! or `HEAD` of a public object that is plain — HTTP/1.1, only headers that cannot change the
-//! answer (no conditional, no `Origin`, no body), a video without a password, no `Range` or a
-//! satisfiable one — is answered here: status and headers from the same code as
-//! `http::media` and the middlewares, the body by `sendfile` from the page cache. Anything
-//! else, as the first request or any later one on a kept-alive connection, is left unread in the
-//! socket and the connection is handed to actix-http, which serves it and the rest of the
-//! connection as it always has. So every refusal, conditional and edge case stays on the actix
-//! path, and this one only gives answers actix would give (`tests/api/media.rs` compares them).
-//!
-//! The worker thread never waits for the disk: before each `sendfile`, the pages it will send
-//! are checked with `cachestat(2)`, and what is missing is read on the blocking pool first.
-//! Where `cachestat` is missing (Linux before 6.5) every connection goes to actix.
+//! Each connection is peeked at first. A plain `GET` or `HEAD` of a public object (HTTP/1.1,
+//! only headers that cannot change the answer, a satisfiable range or none) is answered here,
+//! status and headers from `http::media` and `http::headers`; anything else is left unread and
+//! the connection handed to actix-http. The worker never waits for the disk: the pages to send
+//! are probed (`storage::is_cached`) and missing ones read on the blocking pool first.
 
 use actix_server::GracefulShutdownSignal;
 use actix_web::http::header::{self, HeaderName, HeaderValue, HttpDate};
