@@ -8,12 +8,11 @@ use rusqlite::Connection;
 
 use crate::db::{self, publications::Publication, tokens::TokenRow, uploads::UploadRow};
 use crate::domain::auth::check_live;
-use crate::domain::names::{check_path_name, content_type_for};
+use crate::domain::names::content_type_for;
 use crate::domain::signing::{self, UploadGrant, VerifyError};
 use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::ids::time_ordered_id;
-use crate::json::JsonObject;
 use crate::state::AppState;
 use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter};
 use crate::time::{iso8601, now_ms};
@@ -39,21 +38,31 @@ pub struct UploadHeaders {
     pub content_type: &'static str,
 }
 
+/// A presign request, its fields already checked (`http::requests`): names safe as paths, the
+/// lifetime and size within the settings' bounds.
+pub struct PresignRequest {
+    pub video_id: String,
+    pub file_name: String,
+    /// Seconds; `None`: `upload_url_ttl`.
+    pub expires_in: Option<u64>,
+    /// The exact byte count the PUT will carry; `None`: up to `max_upload_bytes`.
+    pub size: Option<u64>,
+}
+
 pub async fn presign(
     app: &AppState,
     token: &TokenRow,
-    body: &JsonObject,
+    request: PresignRequest,
 ) -> Result<Presigned, ApiError> {
-    let video_id = body.string("videoId")?;
-    check_path_name("videoId", &video_id)?;
-    let file_name = body.string("fileName")?;
-    check_path_name("fileName", &file_name)?;
+    let PresignRequest {
+        video_id,
+        file_name,
+        expires_in,
+        size,
+    } = request;
     let content_type = content_type_for(&file_name)?;
     let settings = &app.settings;
-    let ttl = body
-        .opt_u64_in("expiresIn", 1, settings.max_upload_url_ttl_secs)?
-        .unwrap_or(settings.upload_url_ttl_secs);
-    let size = body.opt_u64_in("size", 1, settings.max_upload_bytes)?;
+    let ttl = expires_in.unwrap_or(settings.upload_url_ttl_secs);
 
     let now = now_ms();
     // Whole seconds: the URL carries Unix seconds. A URL never outlives the token that made it.

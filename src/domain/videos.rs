@@ -10,12 +10,10 @@ use crate::db::{
     videos::{VideoRow, VideoStatus},
 };
 use crate::domain::embed::EmbedSettings;
-use crate::domain::names::{check_path_name, check_video_key};
 use crate::domain::passwords;
 use crate::domain::signing::encode_segment;
 use crate::error::ApiError;
 use crate::ids::random_id;
-use crate::json::JsonObject;
 use crate::state::AppState;
 use crate::time::{iso8601, now_ms};
 
@@ -24,48 +22,48 @@ const MAX_TITLE_CHARS: usize = 500;
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
-/// Validates a `POST /api/video/create` body and stores the new video; 409 when the id is taken.
-/// `reserved`: words no chosen id may be (the route table's own, so that no id can collide
-/// with a route).
-pub async fn create(
-    app: &AppState,
-    body: &JsonObject,
-    reserved: &[&str],
-) -> Result<VideoRow, ApiError> {
-    let file_name = body.string("fileName")?;
-    check_path_name("fileName", &file_name)?;
-    let id = match body.opt_string("s3Key")? {
-        Some(key) => {
-            check_video_key("s3Key", &key)?;
-            // An id equal to a fixed word of any route (`create`, `update`, `embed-settings`…)
-            // would be shadowed by that route or shadow it.
-            if reserved.contains(&key.as_str()) {
-                return Err(ApiError::InvalidField(format!(
-                    "s3Key `{key}` is reserved: it is a word of flare's own paths ({}); choose another",
-                    reserved.join(", ")
-                )));
-            }
-            key
-        }
-        None => random_id(&app.rng, "vid_", 15),
-    };
-    let source = body
-        .opt_string("source")?
-        .unwrap_or_else(|| "composite".into());
-    check_video_key("source", &source)?;
-    let title = match body.opt_string("title")? {
-        Some(t) => check_title(t)?,
-        None => file_name.clone(),
-    };
+/// A new video as a request describes it, its fields already checked (`http::requests`).
+pub struct NewVideo {
+    pub file_name: String,
+    /// A chosen id; `None`: a random one.
+    pub id: Option<String>,
+    pub source: String,
+    /// `None`: the file name.
+    pub title: Option<String>,
+    pub width: Option<f64>,
+    pub height: Option<f64>,
+    pub duration: Option<f64>,
+}
+
+/// What `PATCH /api/video/update/:id` changes: `None` leaves a field as it is; a password of
+/// `Some(None)` removes protection.
+pub struct VideoUpdate {
+    pub title: Option<String>,
+    pub password: Option<Option<String>>,
+}
+
+/// Stores a new video; 409 when the id is taken.
+pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError> {
+    let NewVideo {
+        file_name,
+        id,
+        source,
+        title,
+        width,
+        height,
+        duration,
+    } = new;
+    let id = id.unwrap_or_else(|| random_id(&app.rng, "vid_", 15));
+    let title = title.unwrap_or_else(|| file_name.clone());
     let now = now_ms();
     let mut row = VideoRow {
         title: Some(title),
         id,
         file_name,
         source,
-        width: body.opt_non_negative("width")?,
-        height: body.opt_non_negative("height")?,
-        duration: body.opt_non_negative("duration")?,
+        width,
+        height,
+        duration,
         status: VideoStatus::Pending,
         object_name: None,
         size: None,
@@ -88,7 +86,7 @@ pub async fn create(
     Ok(row)
 }
 
-fn check_title(title: String) -> Result<String, ApiError> {
+pub fn check_title(title: String) -> Result<String, ApiError> {
     let trimmed = title.trim();
     if trimmed.is_empty()
         || trimmed.chars().count() > MAX_TITLE_CHARS
@@ -153,29 +151,18 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
 }
 
 /// `PATCH /api/video/update/:id`: `title` renames; a `password` string protects, `null` clears.
-pub async fn update(app: &AppState, id: &str, body: &JsonObject) -> Result<VideoRow, ApiError> {
-    let title = body.opt_string("title")?.map(check_title).transpose()?;
-    // Absent: unchanged. null: cleared. A string: hashed (slowly, off the executor).
-    let password: Option<Option<String>> = match body.0.get("password") {
+pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<VideoRow, ApiError> {
+    let title = change.title;
+    // Absent: unchanged. None: cleared. A password: hashed (slowly, off the executor).
+    let password: Option<Option<String>> = match change.password {
         None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(p)) => {
-            if p.is_empty() || p.chars().count() > passwords::MAX_PASSWORD_CHARS {
-                return Err(ApiError::InvalidField(format!(
-                    "password must be 1 to {} characters, or null to remove protection",
-                    passwords::MAX_PASSWORD_CHARS
-                )));
-            }
-            let (p, rng) = (p.clone(), app.rng.clone());
+        Some(None) => Some(None),
+        Some(Some(p)) => {
+            let rng = app.rng.clone();
             let hashed = tokio::task::spawn_blocking(move || passwords::hash(&rng, &p))
                 .await
                 .map_err(|e| ApiError::internal("hashing a password", e))?;
             Some(Some(hashed))
-        }
-        Some(_) => {
-            return Err(ApiError::InvalidField(
-                "password must be a string, or null to remove protection".into(),
-            ))
         }
     };
     let key = id.to_string();
@@ -230,25 +217,12 @@ pub async fn embed_settings(app: &AppState, id: &str) -> Result<EmbedSettings, A
     Ok(EmbedSettings::from_stored(video.embed_settings.as_deref()))
 }
 
-/// Merges `{embedSettings: {...}}` into what is stored and returns the whole result.
+/// Merges a partial set of embed settings into what is stored and returns the whole result.
 pub async fn update_embed_settings(
     app: &AppState,
     id: &str,
-    body: &JsonObject,
+    patch: serde_json::Map<String, Value>,
 ) -> Result<EmbedSettings, ApiError> {
-    let patch = match body.0.get("embedSettings") {
-        Some(Value::Object(map)) => map.clone(),
-        Some(_) => {
-            return Err(ApiError::InvalidField(
-                "embedSettings must be an object".into(),
-            ))
-        }
-        None => {
-            return Err(ApiError::InvalidField(
-                "embedSettings is required (an object)".into(),
-            ))
-        }
-    };
     let key = id.to_string();
     app.db
         .write(move |conn| {

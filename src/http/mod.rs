@@ -10,5 +10,6 @@ pub mod html;
 pub mod media;
 pub mod proxies;
 pub mod ranges;
+pub mod requests;
 pub mod routes;
 pub mod startup;

@@ -15,6 +15,7 @@ pub async fn presign(
 ) -> Result<HttpResponse, ApiError> {
     let token = auth::require(&app, &req, Scope::UploadsWrite).await?;
     let body = crate::http::body::read_json(&req, payload).await?;
-    let presigned = uploads::presign(&app, &token, &body).await?;
+    let request = crate::http::requests::presign(&body, &app.settings)?;
+    let presigned = uploads::presign(&app, &token, request).await?;
     Ok(HttpResponse::Ok().json(presigned))
 }

@@ -18,7 +18,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::VideosWrite).await?;
     let body = crate::http::body::read_json(&req, payload).await?;
-    let video = videos::create(&app, &body, super::route_words()).await?;
+    let new = crate::http::requests::new_video(&body, super::route_words())?;
+    let video = videos::create(&app, new).await?;
     Ok(HttpResponse::Created()
         .json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
 }
@@ -66,7 +67,8 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::VideosWrite).await?;
     let body = crate::http::body::read_json(&req, payload).await?;
-    let video = videos::update(&app, &id, &body).await?;
+    let change = crate::http::requests::video_update(&body)?;
+    let video = videos::update(&app, &id, change).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
 }
 
@@ -98,6 +100,7 @@ pub async fn update_embed_settings(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&app, &req, Scope::EmbedsWrite).await?;
     let body = crate::http::body::read_json(&req, payload).await?;
-    let settings = videos::update_embed_settings(&app, &id, &body).await?;
+    let patch = crate::http::requests::embed_patch(&body)?;
+    let settings = videos::update_embed_settings(&app, &id, patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
 }
