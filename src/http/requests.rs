@@ -50,9 +50,11 @@ pub fn video_update(body: &JsonObject) -> Result<VideoUpdate, ApiError> {
         Some(Value::String(p)) if !p.is_empty() && p.chars().count() <= MAX_PASSWORD_CHARS => {
             Some(Some(p.clone()))
         }
-        Some(Value::String(_)) => return Err(ApiError::InvalidField(format!(
+        Some(Value::String(_)) => {
+            return Err(ApiError::InvalidField(format!(
             "password must be 1 to {MAX_PASSWORD_CHARS} characters, or null to remove protection"
-        ))),
+        )))
+        }
         Some(_) => {
             return Err(ApiError::InvalidField(
                 "password must be a string, or null to remove protection".into(),
