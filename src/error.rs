@@ -190,17 +190,26 @@ impl fmt::Display for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode as C;
-        match err.sqlite_error_code() {
-            Some(C::DiskFull) => ApiError::InsufficientStorage(None),
-            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
-                log::error!("the database cannot be used: {err}");
+        crate::db::DbError::from(err).into()
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    /// A full disk is the client's 507; a database that cannot be written (made read-only,
+    /// replaced, its folder's permissions changed) is the server's 503; anything else a 500.
+    fn from(err: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match err {
+            DbError::DiskFull => ApiError::InsufficientStorage(None),
+            DbError::Unavailable(why) => {
+                log::error!("the database cannot be used: {why}");
                 ApiError::Unavailable(
-                    "the server cannot use its database; the operator has been told in the log"
+                    "the server cannot write its database; nothing was stored. The operator has \
+                     been told in the log"
                         .into(),
                 )
             }
-            _ => ApiError::internal("database", err),
+            DbError::Failed(why) => ApiError::internal("database", why),
         }
     }
 }

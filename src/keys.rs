@@ -55,7 +55,7 @@ pub fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, String> {
         return Ok(key);
     }
     let (open_urls, protected): (i64, i64) = db
-        .call(|c| {
+        .blocking(|c| {
             Ok::<_, rusqlite::Error>((
                 c.query_row(
                     "SELECT count(*) FROM uploads WHERE completed_at IS NULL AND expires_at > ?1",

@@ -119,14 +119,14 @@ impl AppState {
         }
         let pending: Vec<String> = self
             .db
-            .call(|c| crate::db::videos::unfinished_deletes(c))
+            .blocking(|c| crate::db::videos::unfinished_deletes(c))
             .map_err(|e| format!("cannot read the database: {e}"))?;
         for id in pending {
             self.storage
                 .remove_video(&id)
                 .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
             self.db
-                .call(|c| crate::db::videos::finish_delete(c, &id))
+                .blocking(|c| crate::db::videos::finish_delete(c, &id))
                 .map_err(|e| format!("cannot finish deleting video {id}: {e}"))?;
             log::info!("finished deleting video {id}, interrupted by an earlier stop");
         }

@@ -119,7 +119,7 @@ pub fn create_token(
         last_used_at: None,
         revoked_at: None,
     };
-    db.call(|c| db::tokens::insert(c, &row, &hash))
+    db.blocking(|c| db::tokens::insert(c, &row, &hash))
         .map_err(|e| format!("cannot store the token: {e}"))?;
     Ok((secret, row))
 }
@@ -136,7 +136,7 @@ fn status(t: &TokenRow, now: i64) -> &'static str {
 
 fn list(db: &Db, as_json: bool) -> Result<(), String> {
     let rows = db
-        .call(|c| db::tokens::list(c))
+        .blocking(|c| db::tokens::list(c))
         .map_err(|e| format!("cannot read tokens: {e}"))?;
     let now = now_ms();
     let mut out = std::io::stdout().lock();
@@ -201,7 +201,7 @@ fn list(db: &Db, as_json: bool) -> Result<(), String> {
 pub fn revoke_token(db: &Db, id: &str) -> Result<(Option<TokenRow>, bool), String> {
     let now = now_ms();
     let (existing, revoked) = db
-        .call(|c| {
+        .blocking(|c| {
             Ok::<_, rusqlite::Error>((db::tokens::get(c, id)?, db::tokens::revoke(c, id, now)?))
         })
         .map_err(|e| format!("cannot revoke: {e}"))?;

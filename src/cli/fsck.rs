@@ -76,7 +76,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     let integrity: String = app
         .db
-        .call(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        .blocking(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
         .map_err(sql)?;
     if integrity != "ok" {
         report.problems.push(problem(
@@ -102,7 +102,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     // Publications a crash interrupted (a running server finishes its own within milliseconds;
     // the next start finishes the rest).
-    let publications = app.db.call(|c| db::publications::all(c)).map_err(sql)?;
+    let publications = app.db.blocking(|c| db::publications::all(c)).map_err(sql)?;
     for p in &publications {
         let outcome = crate::domain::publish::outcome(&app.db, &app.storage, p)?;
         let repaired = opts.repair && {
@@ -131,7 +131,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         .map(|p| p.video_id.as_str())
         .collect();
 
-    let videos = app.db.call(|c| db::videos::all(c)).map_err(sql)?;
+    let videos = app.db.blocking(|c| db::videos::all(c)).map_err(sql)?;
     report.videos = videos.len();
     // Files of a video being deleted are that deletion's business, reported once above.
     let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
@@ -148,7 +148,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             if opts.repair {
                 app.storage.remove_video(&v.id).map_err(io)?;
                 app.db
-                    .call(|c| db::videos::finish_delete(c, &v.id))
+                    .blocking(|c| db::videos::finish_delete(c, &v.id))
                     .map_err(sql)?;
                 fixed = true;
             }
@@ -173,7 +173,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             None => {
                 if opts.repair {
                     app.db
-                        .call(|c| db::videos::mark_pending(c, &v.id, now))
+                        .blocking(|c| db::videos::mark_pending(c, &v.id, now))
                         .map_err(sql)?;
                 }
                 report.problems.push(problem(
@@ -205,7 +205,9 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                     let actual = digest.clone().unwrap_or_default();
                     if opts.repair {
                         app.db
-                            .call(|c| db::videos::set_size_and_digest(c, &v.id, size, &actual, now))
+                            .blocking(|c| {
+                                db::videos::set_size_and_digest(c, &v.id, size, &actual, now)
+                            })
                             .map_err(sql)?;
                     }
                     report.problems.push(problem(
@@ -271,12 +273,12 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     let stale = app
         .db
-        .call(|c| db::uploads::stale(c, now - STALE_UPLOAD_MS))
+        .blocking(|c| db::uploads::stale(c, now - STALE_UPLOAD_MS))
         .map_err(sql)?;
     for u in stale {
         if opts.repair {
             app.db
-                .call(|c| db::uploads::remove(c, &u.id))
+                .blocking(|c| db::uploads::remove(c, &u.id))
                 .map_err(sql)?;
         }
         report.problems.push(problem(

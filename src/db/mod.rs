@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::ApiError;
-
 /// Each entry moves the schema one version up; `PRAGMA user_version` says how many have run.
 /// Never edit a shipped entry: add one.
 const MIGRATIONS: &[&str] = &[
@@ -138,19 +136,49 @@ impl Failed {
     }
 }
 
-impl From<Failed> for ApiError {
-    /// A full disk is the client's 507; a database that cannot be written (made read-only,
-    /// replaced, its folder's permissions changed) is the server's 503; anything else a 500.
-    fn from(f: Failed) -> ApiError {
-        use rusqlite::ErrorCode as C;
-        match f.code {
-            Some(C::DiskFull) => ApiError::InsufficientStorage(None),
-            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
-                log::error!("the database cannot be written: {}", f.message);
-                ApiError::Unavailable("the server cannot write its database; nothing was stored. The operator has been told in the log".into())
-            }
-            _ => ApiError::internal("database commit", f.message),
+/// What went wrong in the database layer, for its callers to turn into their own errors
+/// (`ApiError` implements `From<DbError>`).
+#[derive(Debug)]
+pub enum DbError {
+    /// The disk is full.
+    DiskFull,
+    /// The database cannot be written or opened (made read-only, replaced, deleted).
+    Unavailable(String),
+    /// Anything else: a bug, a damaged database, a thread that stopped.
+    Failed(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::DiskFull => f.write_str("database or disk is full"),
+            DbError::Unavailable(m) | DbError::Failed(m) => f.write_str(m),
         }
+    }
+}
+
+impl DbError {
+    fn of(code: Option<rusqlite::ErrorCode>, message: String) -> DbError {
+        use rusqlite::ErrorCode as C;
+        match code {
+            Some(C::DiskFull) => DbError::DiskFull,
+            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+                DbError::Unavailable(message)
+            }
+            _ => DbError::Failed(message),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> DbError {
+        DbError::of(e.sqlite_error_code(), e.to_string())
+    }
+}
+
+impl From<Failed> for DbError {
+    fn from(f: Failed) -> DbError {
+        DbError::of(f.code, f.message)
     }
 }
 /// A change: applied to the connection, it says whether it succeeded and what to answer.
@@ -261,8 +289,8 @@ impl Db {
     }
 
     /// Runs `f` with a connection on the calling thread. For the CLI and for code already on a
-    /// blocking thread; async code uses `run`.
-    pub fn call<T, E: From<rusqlite::Error>>(
+    /// blocking thread; async code uses `read` or `read_on_executor`.
+    pub fn blocking<T, E: From<rusqlite::Error>>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -289,9 +317,10 @@ impl Db {
     /// Makes a change through the writer thread, atomically: `f` runs inside a transaction (it
     /// must not open one), and if it returns an error nothing it did is kept. Its result comes
     /// back once the change is committed. Reads use `run`.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
         self.submit(false, f, Ok).await
@@ -299,9 +328,10 @@ impl Db {
 
     /// `write` for a change that must survive a power cut and may do file-system work: it runs
     /// alone, committed with `synchronous=FULL`.
-    pub async fn write_durable<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn write_durable<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
         self.submit(true, f, Ok).await
@@ -311,20 +341,22 @@ impl Db {
     /// commit is on disk and before the next transaction begins: file-system work that must
     /// follow its record (publishing an upload) happens in commit order. When the commit fails,
     /// `after` never runs and what `f` returned is dropped.
-    pub async fn write_durable_then<P, T, F, A>(&self, f: F, after: A) -> Result<T, ApiError>
+    pub async fn write_durable_then<P, T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<P, ApiError> + Send + 'static,
-        A: FnOnce(P) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<P, E> + Send + 'static,
+        A: FnOnce(P) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         P: Send + 'static,
         T: Send + 'static,
     {
         self.submit(true, f, after).await
     }
 
-    async fn submit<P, T, F, A>(&self, durable: bool, f: F, after: A) -> Result<T, ApiError>
+    async fn submit<P, T, E, F, A>(&self, durable: bool, f: F, after: A) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<P, ApiError> + Send + 'static,
-        A: FnOnce(P) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<P, E> + Send + 'static,
+        A: FnOnce(P) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         P: Send + 'static,
         T: Send + 'static,
     {
@@ -332,10 +364,7 @@ impl Db {
         let run = Box::new(move |conn: Option<&mut Connection>| -> (bool, Reply) {
             let out = match conn {
                 Some(conn) => f(conn),
-                None => Err(ApiError::internal(
-                    "database",
-                    "could not begin a transaction",
-                )),
+                None => Err(DbError::Failed("could not begin a transaction".into()).into()),
             };
             let ok = out.is_ok();
             let reply: Reply = Box::new(move |committed: Result<(), Failed>| {
@@ -343,7 +372,7 @@ impl Db {
                     Ok(()) => out.and_then(after),
                     Err(e) => {
                         drop(out);
-                        Err(e.into())
+                        Err(DbError::from(e).into())
                     }
                 });
             });
@@ -355,9 +384,9 @@ impl Db {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(Job { durable, run });
-        sent.map_err(|_| ApiError::internal("database", "the writer thread has stopped"))?;
+        sent.map_err(|_| DbError::Failed("the database writer thread has stopped".into()))?;
         rx.await
-            .map_err(|_| ApiError::internal("database", "the writer thread dropped a change"))?
+            .map_err(|_| DbError::Failed("the database writer thread dropped a change".into()))?
     }
 
     /// A point read (a row by its key) on the calling thread. On the request path the hop to a
@@ -365,35 +394,38 @@ impl Db {
     /// rows it touches are hot in the page cache. The read is tried without SQLite's busy
     /// handler, so it never sleeps on the executor; if SQLite answers busy (a reader slot or the
     /// WAL being recovered), it is run again on a blocking thread, where waiting is allowed.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn read_on_executor<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let first = self.call(|conn| {
+        let first = self.blocking(|conn| {
             conn.busy_timeout(Duration::ZERO)?;
             let out = f(conn);
             conn.busy_timeout(BUSY_TIMEOUT)?;
             out
         });
         match first {
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                self.run(move |conn| Ok(f(conn)?)).await
-            }
-            other => Ok(other?),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => self
+                .read::<T, DbError, _>(move |conn| Ok(f(conn)?))
+                .await
+                .map_err(E::from),
+            other => other.map_err(|e| DbError::from(e).into()),
         }
     }
 
-    /// Runs `f` on a blocking thread, so SQLite never stalls the async executor.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs `f` (a read) on a blocking thread, so SQLite never stalls the async executor.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + From<rusqlite::Error> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.call(f))
+        tokio::task::spawn_blocking(move || db.blocking(f))
             .await
-            .map_err(|e| ApiError::internal("database task", e))?
+            .map_err(|e| E::from(DbError::Failed(format!("database task: {e}"))))?
     }
 }
 
@@ -749,6 +781,7 @@ fn migrate_inner(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     #[test]
     fn migrations_run_once_and_are_recorded() {
@@ -757,7 +790,7 @@ mod tests {
         Db::open(&path).unwrap();
         let db = Db::open(&path).unwrap();
         let (version, mode): (usize, String) = db
-            .call(|c| {
+            .blocking(|c| {
                 Ok::<_, rusqlite::Error>((
                     c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
                     c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
@@ -767,7 +800,7 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len());
         assert_eq!(mode, "wal");
         let page: i64 = db
-            .call(|c| c.query_row("PRAGMA page_size", [], |r| r.get(0)))
+            .blocking(|c| c.query_row("PRAGMA page_size", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(page, PAGE_SIZE, "a new database has small pages");
     }
@@ -871,7 +904,7 @@ mod tests {
     }
 
     fn token_names(db: &Db) -> Vec<String> {
-        db.call(|c| {
+        db.blocking(|c| {
             let mut st = c.prepare("SELECT name FROM tokens ORDER BY name")?;
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()

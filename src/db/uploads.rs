@@ -133,7 +133,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("flare.db")).unwrap();
         let (sum, plan) = db
-            .call(|c| {
+            .blocking(|c| {
                 insert(c, &row("up_open", Some(100), 2_000))?;
                 insert(c, &row("up_open2", Some(20), 3_000))?;
                 insert(c, &row("up_spent", Some(4_000), 2_000))?;

@@ -40,7 +40,9 @@ pub async fn require(
             let key = hash;
             let found = app
                 .db
-                .read(move |conn| db::tokens::find_by_hash(conn, &key))
+                .read_on_executor::<_, ApiError, _>(move |conn| {
+                    db::tokens::find_by_hash(conn, &key)
+                })
                 .await?;
             if let Some(row) = &found {
                 app.tokens.put(hash, seen, row.clone());
@@ -57,7 +59,7 @@ pub async fn require(
         if stale && check_live(row, now).is_ok() {
             let id = row.id.clone();
             app.db
-                .write(move |conn| Ok(db::tokens::touch(conn, &id, now)?))
+                .write(move |conn| Ok::<_, ApiError>(db::tokens::touch(conn, &id, now)?))
                 .await?;
             app.tokens.forget(&hash);
         }

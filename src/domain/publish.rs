@@ -23,7 +23,7 @@ pub enum Outcome {
 /// Decides, from the record and the files, without changing anything. Blocking.
 pub fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, String> {
     let video = db
-        .call(|c| db::videos::get(c, &p.video_id))
+        .blocking(|c| db::videos::get(c, &p.video_id))
         .map_err(|e| format!("cannot read the database: {e}"))?;
     let current = video.as_ref().is_some_and(|v| {
         v.status == VideoStatus::Ready && v.object_name.as_deref() == Some(&p.object_name)
@@ -41,7 +41,7 @@ pub fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, S
 /// lock free).
 pub fn roll_forward(db: &Db, storage: &Storage) -> Result<usize, String> {
     let pending = db
-        .call(|c| db::publications::all(c))
+        .blocking(|c| db::publications::all(c))
         .map_err(|e| format!("cannot read the database: {e}"))?;
     for p in &pending {
         finish(db, storage, p)?;
@@ -74,7 +74,7 @@ pub fn finish(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, St
         },
         Outcome::Stale => {}
     }
-    db.call(|c| db::publications::remove(c, &p.temp_name))
+    db.blocking(|c| db::publications::remove(c, &p.temp_name))
         .map_err(|e| format!("cannot update the database: {e}"))?;
     Ok(outcome)
 }

@@ -192,7 +192,7 @@ where
     // 3. The upload row: not spent, its token still live, its video still there.
     let check = grant.clone();
     app.db
-        .run(move |conn| check_open(conn, &check, now_ms()))
+        .read(move |conn| check_open(conn, &check, now_ms()))
         .await?;
     let _in_flight = app.in_flight.claim(&grant.upload_id).ok_or_else(|| {
         ApiError::Conflict("an upload through this URL is already in progress".into())
@@ -286,7 +286,7 @@ where
     // start finds the staged file gone and drops the row).
     if let Err(e) = app
         .db
-        .write(move |conn| Ok(db::publications::remove(conn, &temp_name)?))
+        .write(move |conn| Ok::<_, ApiError>(db::publications::remove(conn, &temp_name)?))
         .await
     {
         log::warn!("could not clear a finished publication (cleared at the next start): {e}");

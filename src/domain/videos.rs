@@ -78,7 +78,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
     let stored = row.clone();
     let seq = app
         .db
-        .write(move |conn| Ok(db::videos::insert(conn, &stored)?))
+        .write(move |conn| Ok::<_, ApiError>(db::videos::insert(conn, &stored)?))
         .await?;
     row.seq = seq.ok_or_else(|| {
         ApiError::Conflict(format!("a video with id `{}` already exists", row.id))
@@ -106,7 +106,7 @@ fn not_found(id: &str) -> ApiError {
 pub async fn get(app: &AppState, id: &str) -> Result<VideoRow, ApiError> {
     let key = id.to_string();
     app.db
-        .read(move |conn| db::videos::get(conn, &key))
+        .read_on_executor::<_, ApiError, _>(move |conn| db::videos::get(conn, &key))
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -122,7 +122,7 @@ pub async fn list(
     // means a video created or deleted meanwhile never shifts the pages already handed out.
     let mut rows = app
         .db
-        .run(move |conn| Ok(db::videos::page(conn, before, limit + 1)?))
+        .read(move |conn| Ok::<_, ApiError>(db::videos::page(conn, before, limit + 1)?))
         .await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -194,7 +194,7 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     let key = id.to_string();
     let marked = app
         .db
-        .write(move |conn| Ok(db::videos::begin_delete(conn, &key, now_ms())?))
+        .write(move |conn| Ok::<_, ApiError>(db::videos::begin_delete(conn, &key, now_ms())?))
         .await?;
     if !marked {
         return Err(not_found(id));
@@ -206,7 +206,7 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::from_io("removing a video's files", e))?;
     let key = id.to_string();
     app.db
-        .write(move |conn| Ok(db::videos::finish_delete(conn, &key)?))
+        .write(move |conn| Ok::<_, ApiError>(db::videos::finish_delete(conn, &key)?))
         .await?;
     log::info!("deleted video {id}");
     Ok(())

@@ -54,12 +54,12 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
     std::fs::write(&ghost, b"nobody owns me").unwrap();
     let (half_deleted, _) = app.upload("half.mp4", b"half");
     app.db
-        .call(|c| flare::db::videos::begin_delete(c, &half_deleted, 0))
+        .blocking(|c| flare::db::videos::begin_delete(c, &half_deleted, 0))
         .unwrap();
     let stale = app.create_video("stale.mp4");
     app.presign(serde_json::json!({ "videoId": stale, "fileName": "stale.mp4" }));
     app.db
-        .call(|c| {
+        .blocking(|c| {
             c.execute(
                 "UPDATE uploads SET expires_at = 1000 WHERE video_id = ?1",
                 [&stale],

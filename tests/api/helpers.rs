@@ -52,7 +52,7 @@ impl TestApp {
 
     fn stop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            actix_web::rt::System::new().block_on(self.server.stop(true));
+            actix_web::rt::System::new().block_on(self.server.stop(false));
             let _ = thread.join();
         }
     }

@@ -68,7 +68,7 @@ fn a_revocation_written_straight_into_the_database_applies_within_a_second() {
     let now = flare::time::now_ms();
     assert!(app
         .db
-        .call(|c| flare::db::tokens::revoke(c, &id, now))
+        .blocking(|c| flare::db::tokens::revoke(c, &id, now))
         .unwrap());
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let res = create_video(&app, &token);
@@ -153,7 +153,7 @@ fn use_is_recorded_at_most_once_a_minute() {
     let (token, id) = app.new_token(&Scope::ALL, None);
     let last_used = || {
         app.db
-            .call(|c| flare::db::tokens::get(c, &id))
+            .blocking(|c| flare::db::tokens::get(c, &id))
             .unwrap()
             .unwrap()
             .last_used_at

@@ -163,7 +163,7 @@ fn update_sets_the_title_and_password_and_stores_only_a_hash() {
     assert!(!res.text().contains("secret123"));
     let row = app
         .db
-        .call(|c| flare::db::videos::get(c, &id))
+        .blocking(|c| flare::db::videos::get(c, &id))
         .unwrap()
         .unwrap();
     let hash = row.password_hash.unwrap();
@@ -254,7 +254,7 @@ fn delete_removes_the_record_its_files_and_its_upload_urls() {
     assert!(!app.data_dir().join("objects").join(&id).exists());
     let rows: i64 = app
         .db
-        .call(|c| {
+        .blocking(|c| {
             c.query_row(
                 "SELECT COUNT(*) FROM uploads WHERE video_id = ?1",
                 [&id],
@@ -439,7 +439,7 @@ fn a_deletion_cut_short_is_finished_at_the_next_start() {
     // A crash after the first step: the row is marked, the files are still there.
     let marked = app
         .db
-        .call(|c| flare::db::videos::begin_delete(c, &id, 0))
+        .blocking(|c| flare::db::videos::begin_delete(c, &id, 0))
         .unwrap();
     assert!(marked);
     assert_eq!(
@@ -456,7 +456,7 @@ fn a_deletion_cut_short_is_finished_at_the_next_start() {
     );
     let left: i64 = app
         .db
-        .call(|c| {
+        .blocking(|c| {
             c.query_row("SELECT COUNT(*) FROM videos WHERE id = ?1", [&id], |r| {
                 r.get(0)
             })

@@ -17,7 +17,9 @@ pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         return Err(ApiError::Unavailable(format!("the database {why}")));
     }
     app.db
-        .read(|c| c.query_row("SELECT count(*) FROM videos", [], |r| r.get::<_, i64>(0)))
+        .read_on_executor::<_, ApiError, _>(|c| {
+            c.query_row("SELECT count(*) FROM videos", [], |r| r.get::<_, i64>(0))
+        })
         .await
         .map_err(|e| ApiError::Unavailable(format!("the database does not answer: {e}")))?;
     let storage = app.storage.clone();
