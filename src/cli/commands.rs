@@ -299,7 +299,8 @@ pub fn video(settings: Settings, cmd: VideoCommand) -> Result<(), String> {
             }
             VideoCommand::Show { id, json } => {
                 let v = videos::get(&app, &id).await.map_err(|e| e.message())?;
-                let obj = videos::to_json(&app, &v);
+                let obj =
+                    serde_json::to_value(videos::to_json(&app, &v)).map_err(|e| e.to_string())?;
                 if json {
                     return print(pretty(&obj));
                 }

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::db::{
     self,
@@ -258,25 +258,46 @@ pub fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
         .map(|name| public_url(app, &v.id, name))
 }
 
-/// The spec's Video object.
-pub fn to_json(app: &AppState, v: &VideoRow) -> Value {
-    json!({
-        "id": v.id,
-        "title": v.title,
-        "fileName": v.file_name,
-        "source": v.source,
-        "width": v.width,
-        "height": v.height,
-        "duration": v.duration,
-        "status": v.status.as_str(),
-        "size": v.size,
-        "contentType": v.content_type,
-        "sha256": v.sha256,
-        "passwordProtected": v.password_hash.is_some(),
-        "publicUrl": object_url(app, v),
-        "createdAt": iso8601(v.created_at),
-        "updatedAt": iso8601(v.updated_at),
-    })
+/// The spec's Video object, serialized in the documented field order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoJson<'a> {
+    id: &'a str,
+    title: Option<&'a str>,
+    file_name: &'a str,
+    source: &'a str,
+    width: Option<f64>,
+    height: Option<f64>,
+    duration: Option<f64>,
+    status: &'static str,
+    size: Option<i64>,
+    content_type: Option<&'a str>,
+    sha256: Option<&'a str>,
+    password_protected: bool,
+    public_url: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// The spec's Video object for a row.
+pub fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
+    VideoJson {
+        id: &v.id,
+        title: v.title.as_deref(),
+        file_name: &v.file_name,
+        source: &v.source,
+        width: v.width,
+        height: v.height,
+        duration: v.duration,
+        status: v.status.as_str(),
+        size: v.size,
+        content_type: v.content_type.as_deref(),
+        sha256: v.sha256.as_deref(),
+        password_protected: v.password_hash.is_some(),
+        public_url: object_url(app, v),
+        created_at: iso8601(v.created_at),
+        updated_at: iso8601(v.updated_at),
+    }
 }
 
 /// Whether a viewer may have this video's bytes: it is public, or `grant` (the access cookie's
