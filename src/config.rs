@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::time::parse_duration;
 
 /// The longest an upload URL may live: seven days, as the spec fixes.
-pub const MAX_URL_TTL_SECS: u64 = 7 * 86_400;
+pub(crate) const MAX_URL_TTL_SECS: u64 = 7 * 86_400;
 
 /// One source of settings, as written: every key optional. The file, the environment and the
 /// flags each make one of these, and `Settings::resolve` lays them over the defaults.

@@ -7,7 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Held (flock, exclusive) by the server serving the folder; it holds `ServerInfo` as JSON.
-pub const LOCK_FILE: &str = "flare.lock";
+pub(crate) const LOCK_FILE: &str = "flare.lock";
 
 /// The folder as a person should read it in a message: absolute when it can be.
 pub fn shown(dir: &Path) -> String {
@@ -20,7 +20,7 @@ pub fn shown(dir: &Path) -> String {
 /// Makes sure the data folder exists. Only `serve` and `token create` may create it (0700,
 /// said on stderr with its absolute path); every other command refuses, naming where it looked,
 /// so a mistyped `--data-dir` never turns into an empty folder that seems fine.
-pub fn ensure(dir: &Path, may_create: bool) -> Result<(), String> {
+pub(crate) fn ensure(dir: &Path, may_create: bool) -> Result<(), String> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {
             if meta.permissions().mode() & 0o077 != 0 {
@@ -59,7 +59,7 @@ pub fn ensure(dir: &Path, may_create: bool) -> Result<(), String> {
 
 /// A missing database in a folder whose objects/ holds videos' files is a database that was
 /// lost or not restored: starting over empty would hide every one of them.
-pub fn refuse_new_database_beside_objects(data_dir: &Path) -> Result<(), String> {
+pub(crate) fn refuse_new_database_beside_objects(data_dir: &Path) -> Result<(), String> {
     let videos = fs::read_dir(data_dir.join("objects"))
         .map(|entries| entries.filter_map(Result::ok).count())
         .unwrap_or(0);
@@ -77,7 +77,7 @@ pub fn refuse_new_database_beside_objects(data_dir: &Path) -> Result<(), String>
 /// Creates `path` empty, readable by flare's user alone, unless it exists. SQLite gives the
 /// database's `-wal` and `-shm` files the mode of the database file, so making that one 0600
 /// first keeps all three private.
-pub fn create_private_file(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
     match fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -92,7 +92,7 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
 /// What a running server tells the command-line tools about itself.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     pub pid: u32,
     pub public_url: String,
     pub media_url: String,
@@ -101,13 +101,13 @@ pub struct ServerInfo {
 /// The lock a server holds on its data folder for as long as it runs: a second server on the
 /// same folder would sweep the first one's uploads in progress from `tmp/`. Released by the
 /// kernel when the process ends, however it ends.
-pub struct DataLock {
+pub(crate) struct DataLock {
     file: File,
     path: PathBuf,
 }
 
 impl DataLock {
-    pub fn acquire(dir: &Path) -> Result<DataLock, String> {
+    pub(crate) fn acquire(dir: &Path) -> Result<DataLock, String> {
         let path = dir.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
             .read(true)
@@ -134,7 +134,7 @@ impl DataLock {
     }
 
     /// Writes what the command-line tools should know about this server.
-    pub fn advertise(&self, info: &ServerInfo) -> Result<(), String> {
+    pub(crate) fn advertise(&self, info: &ServerInfo) -> Result<(), String> {
         let json = serde_json::to_vec(info).map_err(|e| e.to_string())?;
         let mut file = &self.file;
         file.set_len(0)
@@ -158,7 +158,7 @@ fn read_info(path: &Path) -> Option<ServerInfo> {
 }
 
 /// The server running on this data folder right now, if any.
-pub fn running_server(dir: &Path) -> Option<ServerInfo> {
+pub(crate) fn running_server(dir: &Path) -> Option<ServerInfo> {
     let path = dir.join(LOCK_FILE);
     let file = File::open(&path).ok()?;
     match file.try_lock_shared() {

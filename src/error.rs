@@ -162,11 +162,11 @@ impl ApiError {
     }
 
     /// An internal error with what we were doing; a full disk becomes 507.
-    pub fn internal(what: &str, cause: impl fmt::Display) -> ApiError {
+    pub(crate) fn internal(what: &str, cause: impl fmt::Display) -> ApiError {
         ApiError::Internal(format!("{what}: {cause}"))
     }
 
-    pub fn from_io(what: &str, err: std::io::Error) -> ApiError {
+    pub(crate) fn from_io(what: &str, err: std::io::Error) -> ApiError {
         if is_disk_full(&err) {
             ApiError::InsufficientStorage(None)
         } else {
@@ -175,7 +175,7 @@ impl ApiError {
     }
 }
 
-pub fn is_disk_full(err: &std::io::Error) -> bool {
+pub(crate) fn is_disk_full(err: &std::io::Error) -> bool {
     matches!(
         err.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded

@@ -18,12 +18,12 @@ fn armed() -> &'static [String] {
 }
 
 /// Whether the fault `name` is armed.
-pub fn armed_at(name: &str) -> bool {
+pub(crate) fn armed_at(name: &str) -> bool {
     armed().iter().any(|a| a == name)
 }
 
 /// Ends the process at once, as `kill -9` would, when `name` is armed.
-pub fn crash_at(name: &str) {
+pub(crate) fn crash_at(name: &str) {
     if armed_at(name) {
         eprintln!("fault injected: aborting at {name}");
         std::process::abort();

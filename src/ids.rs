@@ -6,7 +6,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 /// `prefix` followed by `bytes` (at most 64) random bytes in base64url: ids for tokens, videos
 /// and uploads.
-pub fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
+pub(crate) fn random_id(rng: &SystemRandom, prefix: &str, bytes: usize) -> String {
     let mut id = String::with_capacity(prefix.len() + bytes * 4 / 3 + 3);
     id.push_str(prefix);
     push_random(rng, &mut id, bytes);
@@ -23,7 +23,12 @@ fn push_random(rng: &SystemRandom, out: &mut String, bytes: usize) {
 
 /// `random_id` led by the time in hex, so ids made later sort later: new rows land at the end
 /// of the id index instead of on a random page of it, and a batch of inserts shares pages.
-pub fn time_ordered_id(rng: &SystemRandom, prefix: &str, bytes: usize, now_ms: i64) -> String {
+pub(crate) fn time_ordered_id(
+    rng: &SystemRandom,
+    prefix: &str,
+    bytes: usize,
+    now_ms: i64,
+) -> String {
     use std::fmt::Write;
     let mut id = String::with_capacity(prefix.len() + 12 + bytes * 4 / 3 + 3);
     let _ = write!(id, "{prefix}{:012x}", now_ms.max(0));

@@ -42,7 +42,7 @@ impl JsonObject {
             .ok_or_else(|| ApiError::InvalidField(format!("{field} is required (a string)")))
     }
 
-    pub fn opt_string(&self, field: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn opt_string(&self, field: &str) -> Result<Option<String>, ApiError> {
         match self.value(field) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),

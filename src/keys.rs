@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::domain::signing::key_from_bytes;
 
 /// A key for one run of a command-line tool, which signs nothing and never writes a key file.
-pub fn ephemeral() -> hmac::Key {
+pub(crate) fn ephemeral() -> hmac::Key {
     key_from_bytes(&random_bytes())
 }
 
@@ -49,7 +49,7 @@ fn random_bytes() -> [u8; 32] {
 /// makes one, and only when nothing signed with an earlier key can be in use: a new key voids
 /// every open upload URL and every password cookie, so a folder restored without its key is
 /// refused with what the key is for rather than silently given a new one.
-pub fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, String> {
+pub(crate) fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, String> {
     let path = data_dir.join("signing.key");
     if let Some(key) = load(data_dir)? {
         return Ok(key);

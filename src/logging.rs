@@ -4,7 +4,7 @@ use log::{LevelFilter, Log, Metadata, Record};
 
 /// The target of the access log: actix-web's `Logger` writes under it, and flare's sendfile
 /// path (`fastpath`) writes the same lines under it too. Shown as `http`.
-pub const ACCESS_LOG: &str = "actix_web::middleware::logger";
+pub(crate) const ACCESS_LOG: &str = "actix_web::middleware::logger";
 
 struct StderrLogger;
 

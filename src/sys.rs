@@ -18,7 +18,7 @@ pub fn limit_malloc_arenas() {
 }
 
 /// Bytes an unprivileged writer can still put on the file system holding `path` (statvfs).
-pub fn free_bytes(path: &Path) -> io::Result<u64> {
+pub(crate) fn free_bytes(path: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
@@ -186,7 +186,7 @@ pub fn cachestat(file: &File, offset: u64, len: u64) -> Option<bool> {
     Some(stat.nr_cache >= pages)
 }
 
-pub fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
@@ -197,7 +197,7 @@ pub fn page_size() -> u64 {
 /// (not cached, or a kernel or file system without the flag): the caller reads on a blocking
 /// thread. Copying a cached megabyte costs less than handing the read to another thread and
 /// back, and nothing here can wait on the disk.
-pub fn read_cached(file: &File, offset: u64, n: usize) -> Option<Vec<u8>> {
+pub(crate) fn read_cached(file: &File, offset: u64, n: usize) -> Option<Vec<u8>> {
     let mut buf: Vec<u8> = Vec::with_capacity(n);
     let iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),

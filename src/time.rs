@@ -40,7 +40,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Parses `45`, `45s`, `30m`, `12h`, `90d` or `2w` into seconds. Zero is refused.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

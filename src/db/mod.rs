@@ -122,7 +122,7 @@ type Reply = Box<dyn FnOnce(Result<(), Failed>) + Send>;
 
 /// Why a transaction did not commit: cloneable, since one failure answers a whole group.
 #[derive(Clone, Debug)]
-pub struct Failed {
+pub(crate) struct Failed {
     code: Option<rusqlite::ErrorCode>,
     message: String,
 }
@@ -257,7 +257,7 @@ impl Db {
     /// Says to every process serving this database that a token was revoked: the server keeps
     /// token rows in memory (`auth::TokenCache`) only as long as this has not happened. A
     /// byte is appended to a file beside the database, whose length counts revocations.
-    pub fn note_tokens_revoked(&self) -> std::io::Result<()> {
+    pub(crate) fn note_tokens_revoked(&self) -> std::io::Result<()> {
         use std::io::Write;
         std::fs::OpenOptions::new()
             .append(true)
@@ -270,7 +270,7 @@ impl Db {
     /// Changes whenever `note_tokens_revoked` has been called, in any process: the marker
     /// file's inode and length. One `fstat` of the file held open, far cheaper than a read
     /// transaction; if that file was deleted or replaced since, the name is looked up instead.
-    pub fn revocations_seen(&self) -> (u64, u64) {
+    pub(crate) fn revocations_seen(&self) -> (u64, u64) {
         use std::os::unix::fs::MetadataExt;
         if let Some(Ok(m)) = self.inner.revocations_file.as_ref().map(|f| f.metadata()) {
             if m.nlink() > 0 {
@@ -284,7 +284,7 @@ impl Db {
     }
 
     /// Why the database path no longer names the file this process opened, if it does not.
-    pub fn file_changed(&self) -> Option<String> {
+    pub(crate) fn file_changed(&self) -> Option<String> {
         self.inner.identity.changed()
     }
 
@@ -326,22 +326,12 @@ impl Db {
         self.submit(false, f, Ok).await
     }
 
-    /// `write` for a change that must survive a power cut and may do file-system work: it runs
-    /// alone, committed with `synchronous=FULL`.
-    pub async fn write_durable<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
-        E: From<DbError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.submit(true, f, Ok).await
-    }
-
-    /// `write_durable`, then `after` with what `f` returned, on the writer thread, once the
+    /// A change that must survive a power cut (it runs alone, committed with
+    /// `synchronous=FULL`), then `after` with what `f` returned, on the writer thread, once the
     /// commit is on disk and before the next transaction begins: file-system work that must
     /// follow its record (publishing an upload) happens in commit order. When the commit fails,
     /// `after` never runs and what `f` returned is dropped.
-    pub async fn write_durable_then<P, T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
+    pub(crate) async fn write_durable_then<P, T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
     where
         F: FnOnce(&mut Connection) -> Result<P, E> + Send + 'static,
         A: FnOnce(P) -> Result<T, E> + Send + 'static,
@@ -394,7 +384,7 @@ impl Db {
     /// rows it touches are hot in the page cache. The read is tried without SQLite's busy
     /// handler, so it never sleeps on the executor; if SQLite answers busy (a reader slot or the
     /// WAL being recovered), it is run again on a blocking thread, where waiting is allowed.
-    pub async fn read_on_executor<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn read_on_executor<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
         E: From<DbError> + Send + 'static,

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::domain::tokens::{scopes_from_text, scopes_to_text, Scope, TokenHash};
 
 /// `last_used_at` is written at most this often per token, so reads stay reads.
-pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+pub(crate) const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -66,7 +66,10 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TokenRow>> {
 }
 
 /// The token with this hash, and the stored hash so the caller can compare it in constant time.
-pub fn find_by_hash(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
+pub(crate) fn find_by_hash(
+    conn: &Connection,
+    hash: &TokenHash,
+) -> rusqlite::Result<Option<TokenRow>> {
     super::row(
         conn,
         concat!("SELECT ", columns!(), " FROM tokens WHERE hash = ?1"),
@@ -87,7 +90,7 @@ pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
 }
 
 /// Records a use, unless one was recorded less than a minute ago.
-pub fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
     super::exec(conn,
         "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
         params![id, now, now - LAST_USED_RESOLUTION_MS],

@@ -104,7 +104,7 @@ pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
 const DECLARED_OPEN_BYTES: &str = "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads \
      WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1";
 
-pub fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
+pub(crate) fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
     super::row(conn, DECLARED_OPEN_BYTES, [now], |r| r.get::<_, i64>(0)).map(|n| n as u64)
 }
 

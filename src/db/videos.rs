@@ -146,7 +146,12 @@ pub fn page(conn: &Connection, before: Option<i64>, limit: u32) -> rusqlite::Res
     rows.collect()
 }
 
-pub fn set_title(conn: &Connection, id: &str, title: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_title(
+    conn: &Connection,
+    id: &str,
+    title: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     super::exec(
         conn,
         "UPDATE videos SET title = ?2, updated_at = ?3 WHERE id = ?1",
@@ -155,7 +160,7 @@ pub fn set_title(conn: &Connection, id: &str, title: &str, now: i64) -> rusqlite
     Ok(())
 }
 
-pub fn set_password_hash(
+pub(crate) fn set_password_hash(
     conn: &Connection,
     id: &str,
     hash: Option<&str>,
@@ -169,7 +174,7 @@ pub fn set_password_hash(
     Ok(())
 }
 
-pub fn set_embed_settings(
+pub(crate) fn set_embed_settings(
     conn: &Connection,
     id: &str,
     json: &str,
@@ -195,7 +200,7 @@ pub fn begin_delete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<b
 }
 
 /// Last step of a deletion, once the files are gone.
-pub fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+pub(crate) fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     super::exec(
         conn,
         "DELETE FROM videos WHERE id = ?1 AND status = 'deleting'",
@@ -205,7 +210,7 @@ pub fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
 }
 
 /// Deletions that a crash interrupted.
-pub fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM videos WHERE status = 'deleting'")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
@@ -213,7 +218,7 @@ pub fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 
 /// Records a stored object: the video becomes `ready` with its size, type and digest, and its
 /// `fileName` is the object's name (one video, one object).
-pub fn mark_ready(
+pub(crate) fn mark_ready(
     conn: &Connection,
     id: &str,
     object_name: &str,
@@ -240,7 +245,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
 }
 
 /// Back to `pending`: the record of an object that is gone.
-pub fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
     super::exec(conn,
         "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
          sha256 = NULL, updated_at = ?2 WHERE id = ?1",
@@ -250,7 +255,7 @@ pub fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<(
 }
 
 /// Makes the record describe the file as it is on disk.
-pub fn set_size_and_digest(
+pub(crate) fn set_size_and_digest(
     conn: &Connection,
     id: &str,
     size: u64,

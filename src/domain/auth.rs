@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::time::now_ms;
 
 /// The token behind `Authorization: Bearer …`, live and holding `scope`.
-pub async fn require(
+pub(crate) async fn require(
     app: &AppState,
     req: &HttpRequest,
     scope: Scope,
@@ -75,7 +75,7 @@ pub async fn require(
 }
 
 /// Refuses a revoked or expired token. Also applied to the token that minted an upload URL.
-pub fn check_live(row: &TokenRow, now: i64) -> Result<(), ApiError> {
+pub(crate) fn check_live(row: &TokenRow, now: i64) -> Result<(), ApiError> {
     if row.revoked_at.is_some() {
         return Err(ApiError::TokenRevoked);
     }

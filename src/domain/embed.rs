@@ -64,18 +64,18 @@ impl Default for ControlOptions {
     }
 }
 
-pub const THEMES: [&str; 3] = ["flare", "minimal", "custom"];
+pub(crate) const THEMES: [&str; 3] = ["flare", "minimal", "custom"];
 const MAX_RADIUS: u64 = 24;
 
 impl EmbedSettings {
     /// The stored JSON over the defaults; damaged JSON falls back to the defaults.
-    pub fn from_stored(stored: Option<&str>) -> EmbedSettings {
+    pub(crate) fn from_stored(stored: Option<&str>) -> EmbedSettings {
         stored
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default()
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("settings serialise")
     }
 

@@ -8,13 +8,13 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct InFlight(Mutex<HashSet<String>>);
 
-pub struct InFlightGuard<'a> {
+pub(crate) struct InFlightGuard<'a> {
     set: &'a InFlight,
     id: String,
 }
 
 impl InFlight {
-    pub fn claim(&self, id: &str) -> Option<InFlightGuard<'_>> {
+    pub(crate) fn claim(&self, id: &str) -> Option<InFlightGuard<'_>> {
         let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
         set.insert(id.to_string()).then(|| InFlightGuard {
             set: self,

@@ -14,9 +14,9 @@ pub const CONTENT_TYPES: &[(&str, &str)] = &[
 ];
 
 /// The longest name accepted, in bytes: the usual file-system limit for one path component.
-pub const MAX_NAME_BYTES: usize = 255;
+pub(crate) const MAX_NAME_BYTES: usize = 255;
 
-pub fn allowed_extensions() -> String {
+pub(crate) fn allowed_extensions() -> String {
     CONTENT_TYPES
         .iter()
         .map(|(ext, _)| format!(".{ext}"))
@@ -32,7 +32,7 @@ fn unsupported(ext: &str) -> ApiError {
 }
 
 /// The Content-Type for a file name, from its extension (case-insensitive).
-pub fn content_type_for(file_name: &str) -> Result<&'static str, ApiError> {
+pub(crate) fn content_type_for(file_name: &str) -> Result<&'static str, ApiError> {
     let ext = match file_name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => ext,
         _ => return Err(unsupported("")),
@@ -98,7 +98,7 @@ const LOOKALIKES: &[char] = &[
 ];
 
 /// A video id chosen by the client (`s3Key`): `[A-Za-z0-9_-]{1,64}`.
-pub fn check_video_key(field: &str, key: &str) -> Result<(), ApiError> {
+pub(crate) fn check_video_key(field: &str, key: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&key.len())
         && key
             .bytes()

@@ -15,9 +15,9 @@ use std::num::NonZeroU32;
 const ITERATIONS: u32 = 600_000;
 const SALT_BYTES: usize = 16;
 const HASH_BYTES: usize = 32;
-pub const MAX_PASSWORD_CHARS: usize = 1024;
+pub(crate) const MAX_PASSWORD_CHARS: usize = 1024;
 /// How long an unlocked video stays unlocked in a browser.
-pub const GRANT_SECS: i64 = 24 * 3600;
+pub(crate) const GRANT_SECS: i64 = 24 * 3600;
 
 pub fn hash(rng: &SystemRandom, password: &str) -> String {
     let mut salt = [0u8; SALT_BYTES];
@@ -69,7 +69,7 @@ pub fn verify(stored: &str, password: &str) -> bool {
 }
 
 /// The name of the cookie that carries the grant for one video (ids are `[A-Za-z0-9_-]`).
-pub fn cookie_name(video_id: &str) -> String {
+pub(crate) fn cookie_name(video_id: &str) -> String {
     format!("flare_access_{video_id}")
 }
 
@@ -84,7 +84,7 @@ pub fn grant(key: &hmac::Key, video_id: &str, stored_hash: &str, expires: i64) -
 }
 
 /// Whether a cookie value is a live grant for this video and this password.
-pub fn check_grant(
+pub(crate) fn check_grant(
     key: &hmac::Key,
     video_id: &str,
     stored_hash: &str,

@@ -21,7 +21,7 @@ pub enum Outcome {
 }
 
 /// Decides, from the record and the files, without changing anything. Blocking.
-pub fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, String> {
+pub(crate) fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, String> {
     let video = db
         .blocking(|c| db::videos::get(c, &p.video_id))
         .map_err(|e| format!("cannot read the database: {e}"))?;
@@ -39,7 +39,7 @@ pub fn outcome(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, S
 /// Every unfinished publication, done or dropped; returns how many there were. Blocking, and
 /// only while no upload is being published (before serving, or from fsck with the data folder's
 /// lock free).
-pub fn roll_forward(db: &Db, storage: &Storage) -> Result<usize, String> {
+pub(crate) fn roll_forward(db: &Db, storage: &Storage) -> Result<usize, String> {
     let pending = db
         .blocking(|c| db::publications::all(c))
         .map_err(|e| format!("cannot read the database: {e}"))?;

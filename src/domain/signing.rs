@@ -170,7 +170,7 @@ const SEGMENT_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'~');
 
 /// Percent-encodes one path segment or query value.
-pub fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     encode(s).collect()
 }
 

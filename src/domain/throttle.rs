@@ -54,7 +54,7 @@ impl Throttle {
     }
 
     /// Gives back the guess a right password took.
-    pub fn refund(&self, video_id: &str, client: IpAddr) {
+    pub(crate) fn refund(&self, video_id: &str, client: IpAddr) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = buckets.get_mut(&(video_id.to_string(), client)) {
             entry.0 = (entry.0 + 1.0).min(BURST);

@@ -11,7 +11,7 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
 
-pub const PREFIX: &str = "flr_pat_";
+pub(crate) const PREFIX: &str = "flr_pat_";
 const SECRET_BYTES: usize = 32;
 /// Length of the base64url text of `SECRET_BYTES` bytes.
 const SECRET_CHARS: usize = 43;
@@ -55,13 +55,13 @@ impl Scope {
 }
 
 /// Scopes as stored: space-separated names. Unknown names (from a newer flare) are skipped.
-pub fn scopes_from_text(text: &str) -> Vec<Scope> {
+pub(crate) fn scopes_from_text(text: &str) -> Vec<Scope> {
     text.split_whitespace()
         .filter_map(|s| Scope::parse(s).ok())
         .collect()
 }
 
-pub fn scopes_to_text(scopes: &[Scope]) -> String {
+pub(crate) fn scopes_to_text(scopes: &[Scope]) -> String {
     scopes
         .iter()
         .map(|s| s.as_str())
@@ -74,9 +74,6 @@ pub fn scopes_to_text(scopes: &[Scope]) -> String {
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -89,7 +86,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The SHA-256 of a token's full text: the only form in which it is stored.
-pub type TokenHash = [u8; 32];
+pub(crate) type TokenHash = [u8; 32];
 
 pub fn hash(token: &str) -> TokenHash {
     let d = digest::digest(&digest::SHA256, token.as_bytes());
@@ -99,7 +96,7 @@ pub fn hash(token: &str) -> TokenHash {
 }
 
 /// A new token and its hash.
-pub fn generate(rng: &SystemRandom) -> (Secret, TokenHash) {
+pub(crate) fn generate(rng: &SystemRandom) -> (Secret, TokenHash) {
     let mut bytes = [0u8; SECRET_BYTES];
     rng.fill(&mut bytes)
         .expect("the system random source failed");
@@ -109,7 +106,7 @@ pub fn generate(rng: &SystemRandom) -> (Secret, TokenHash) {
 }
 
 /// Whether a presented string has the shape of a token; lets junk be refused before any lookup.
-pub fn well_formed(token: &str) -> bool {
+pub(crate) fn well_formed(token: &str) -> bool {
     token.strip_prefix(PREFIX).is_some_and(|rest| {
         rest.len() == SECRET_CHARS
             && rest

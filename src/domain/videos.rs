@@ -19,8 +19,8 @@ use crate::time::{iso8601, now_ms};
 
 /// The longest title accepted, in characters.
 const MAX_TITLE_CHARS: usize = 500;
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 200;
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+pub(crate) const MAX_PAGE: u32 = 200;
 
 /// A new video as a request describes it, its fields already checked (`http::requests`).
 pub struct NewVideo {
@@ -86,7 +86,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
     Ok(row)
 }
 
-pub fn check_title(title: String) -> Result<String, ApiError> {
+pub(crate) fn check_title(title: String) -> Result<String, ApiError> {
     let trimmed = title.trim();
     if trimmed.is_empty()
         || trimmed.chars().count() > MAX_TITLE_CHARS
@@ -212,13 +212,13 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn embed_settings(app: &AppState, id: &str) -> Result<EmbedSettings, ApiError> {
+pub(crate) async fn embed_settings(app: &AppState, id: &str) -> Result<EmbedSettings, ApiError> {
     let video = get(app, id).await?;
     Ok(EmbedSettings::from_stored(video.embed_settings.as_deref()))
 }
 
 /// Merges a partial set of embed settings into what is stored and returns the whole result.
-pub async fn update_embed_settings(
+pub(crate) async fn update_embed_settings(
     app: &AppState,
     id: &str,
     patch: serde_json::Map<String, Value>,
@@ -247,12 +247,12 @@ pub fn public_url(app: &AppState, video_id: &str, file_name: &str) -> String {
 }
 
 /// Whether `file_name` is the object this video's record names (and so may be served).
-pub fn is_public_object(v: &VideoRow, file_name: &str) -> bool {
+pub(crate) fn is_public_object(v: &VideoRow, file_name: &str) -> bool {
     v.status == VideoStatus::Ready && v.object_name.as_deref() == Some(file_name)
 }
 
 /// The URL of the stored object, once there is one.
-pub fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
+pub(crate) fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
     v.object_name
         .as_ref()
         .map(|name| public_url(app, &v.id, name))
@@ -261,7 +261,7 @@ pub fn object_url(app: &AppState, v: &VideoRow) -> Option<String> {
 /// The spec's Video object, serialized in the documented field order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VideoJson<'a> {
+pub(crate) struct VideoJson<'a> {
     id: &'a str,
     title: Option<&'a str>,
     file_name: &'a str,
@@ -280,7 +280,7 @@ pub struct VideoJson<'a> {
 }
 
 /// The spec's Video object for a row.
-pub fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
+pub(crate) fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
     VideoJson {
         id: &v.id,
         title: v.title.as_deref(),

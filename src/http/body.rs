@@ -7,10 +7,10 @@ use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
 /// The largest JSON body accepted; API bodies are a few hundred bytes.
-pub const JSON_LIMIT: usize = 64 * 1024;
+pub(crate) const JSON_LIMIT: usize = 64 * 1024;
 
 /// Reads a whole request body of at most `limit` bytes: 413 as soon as it is known to be larger.
-pub async fn read_limited(
+pub(crate) async fn read_limited(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -56,6 +56,9 @@ pub async fn read_limited(
 
 /// Reads and parses a JSON request body. Called by handlers after authentication, so that a
 /// request without a token is told so before anything about its body.
-pub async fn read_json(req: &HttpRequest, payload: web::Payload) -> Result<JsonObject, ApiError> {
+pub(crate) async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<JsonObject, ApiError> {
     JsonObject::parse(&read_limited(req, payload, JSON_LIMIT).await?)
 }

@@ -18,17 +18,17 @@ use tokio::time::Sleep;
 
 /// Open connections per client address, shared by every worker.
 #[derive(Default)]
-pub struct Counts(Mutex<HashMap<IpAddr, usize>>);
+pub(crate) struct Counts(Mutex<HashMap<IpAddr, usize>>);
 
 /// One counted connection; uncounted when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     counts: Arc<Counts>,
     ip: IpAddr,
 }
 
 impl Counts {
     /// A slot for one more connection from `ip`, or `None` when it already holds `max`.
-    pub fn claim(self: &Arc<Counts>, ip: IpAddr, max: usize) -> Option<Slot> {
+    pub(crate) fn claim(self: &Arc<Counts>, ip: IpAddr, max: usize) -> Option<Slot> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
         if *n >= max {
@@ -56,7 +56,7 @@ impl Drop for Slot {
 
 /// The answer to a connection over the per-client limit, written before it is closed: the
 /// documented JSON error shape, so a client sees why.
-pub fn over_limit_response(max: usize) -> Vec<u8> {
+pub(crate) fn over_limit_response(max: usize) -> Vec<u8> {
     let body = format!(
         "{{\"success\":false,\"error\":{{\"code\":\"unavailable\",\"message\":\"this address already holds {max} open connections to the server (max_connections_per_client); close some and try again\"}}}}"
     );
@@ -70,7 +70,7 @@ pub fn over_limit_response(max: usize) -> Vec<u8> {
 /// A TCP stream whose writes fail with `TimedOut` once the peer has taken nothing for
 /// `send_timeout`: a write that cannot proceed (the socket buffer is full because the client
 /// does not read) starts a timer, and any progress clears it.
-pub struct Watched {
+pub(crate) struct Watched {
     io: TcpStream,
     send_timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
@@ -85,7 +85,7 @@ impl Watched {
         }
     }
 
-    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.io.peer_addr()
     }
 

@@ -32,7 +32,7 @@ use crate::sys;
 const PEEK: usize = 8 << 10;
 /// How long a connection may stay silent before a request: actix-web's default request timeout
 /// and keep-alive, which flare keeps for the connections actix serves.
-pub const IDLE: Duration = Duration::from_secs(5);
+pub(crate) const IDLE: Duration = Duration::from_secs(5);
 /// Bytes checked against the page cache (and read into it when missing) before each `sendfile`.
 const CHUNK: u64 = 1 << 20;
 
@@ -142,14 +142,14 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
 }
 
 /// What happened to a connection.
-pub enum Next {
+pub(crate) enum Next {
     /// It is done (closed, idle too long, or the server is stopping).
     Closed,
     /// Its next request is actix's to serve, and everything after.
     Actix,
 }
 
-pub struct FastPath {
+pub(crate) struct FastPath {
     app: web::Data<AppState>,
     /// `Vary: Origin` on every response, as the CORS middleware adds when origins are set.
     vary_origin: bool,

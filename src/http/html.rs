@@ -6,7 +6,7 @@ use crate::db::videos::VideoRow;
 use crate::domain::embed::EmbedSettings;
 
 /// Escapes text for HTML element content and double-quoted attributes.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -71,7 +71,7 @@ pub fn watch(video: &VideoRow, media: Option<&str>) -> String {
 }
 
 /// The password gate, for the watch page (`/v/ID`) or the embed (`/embed/ID`).
-pub fn password_form(video: &VideoRow, action: &str, error: Option<&str>) -> String {
+pub(crate) fn password_form(video: &VideoRow, action: &str, error: Option<&str>) -> String {
     let title = title_of(video);
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(e)))
@@ -91,7 +91,7 @@ pub fn password_form(video: &VideoRow, action: &str, error: Option<&str>) -> Str
     )
 }
 
-pub fn not_found() -> String {
+pub(crate) fn not_found() -> String {
     layout(
         "Video not found",
         "page-missing",

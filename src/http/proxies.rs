@@ -52,13 +52,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-pub fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
+pub(crate) fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
     trusted.iter().any(|c| c.contains(ip))
 }
 
 /// The client's address: `peer` itself unless it is a trusted proxy; then the right-most address
 /// in the forwarding headers that is not itself a trusted proxy.
-pub fn client_ip(trusted: &[Cidr], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+pub(crate) fn client_ip(trusted: &[Cidr], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     if !is_trusted(trusted, peer) {
         return peer;
     }

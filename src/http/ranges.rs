@@ -82,7 +82,7 @@ fn digits(s: &str) -> Option<u64> {
 }
 
 /// The validators of one stored object.
-pub struct Validators {
+pub(crate) struct Validators {
     /// Quoted strong entity tag, e.g. `"1a2b-3c"`.
     pub etag: String,
     /// Whole seconds, as HTTP dates carry.
@@ -90,7 +90,7 @@ pub struct Validators {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// 412 Precondition Failed: `If-Match` or `If-Unmodified-Since` did not hold.
     Failed,
     /// 304 Not Modified.
@@ -102,7 +102,7 @@ pub enum Precondition {
 /// Evaluates the conditional headers of a GET or HEAD in the order RFC 9110 §13.2.2 gives:
 /// `If-Match`, else `If-Unmodified-Since` (412 when false); `If-None-Match`, else
 /// `If-Modified-Since` (304 when false); then `If-Range`. `now` is the response's `Date`.
-pub fn evaluate(headers: &HeaderMap, v: &Validators, now: SystemTime) -> Precondition {
+pub(crate) fn evaluate(headers: &HeaderMap, v: &Validators, now: SystemTime) -> Precondition {
     if let Some(im) = header_str(headers, &header::IF_MATCH) {
         // Strong comparison (§13.1.1): a weak tag never matches.
         if !(im == "*" || im.split(',').any(|t| t.trim() == v.etag)) {

@@ -13,7 +13,7 @@ use crate::json::JsonObject;
 
 /// `POST /api/video/create`. `reserved`: words a chosen id may not be (the route table's own,
 /// so no id can collide with a route).
-pub fn new_video(body: &JsonObject, reserved: &[&str]) -> Result<NewVideo, ApiError> {
+pub(crate) fn new_video(body: &JsonObject, reserved: &[&str]) -> Result<NewVideo, ApiError> {
     let file_name = body.string("fileName")?;
     check_path_name("fileName", &file_name)?;
     let id = body.opt_string("s3Key")?;
@@ -42,7 +42,7 @@ pub fn new_video(body: &JsonObject, reserved: &[&str]) -> Result<NewVideo, ApiEr
 }
 
 /// `PATCH /api/video/update/:id`: `title` renames; a `password` string protects, `null` clears.
-pub fn video_update(body: &JsonObject) -> Result<VideoUpdate, ApiError> {
+pub(crate) fn video_update(body: &JsonObject) -> Result<VideoUpdate, ApiError> {
     let title = body.opt_string("title")?.map(check_title).transpose()?;
     let password = match body.0.get("password") {
         None => None,
@@ -65,7 +65,7 @@ pub fn video_update(body: &JsonObject) -> Result<VideoUpdate, ApiError> {
 }
 
 /// `PATCH /api/video/:id/embed-settings`: the `embedSettings` object to merge.
-pub fn embed_patch(body: &JsonObject) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(crate) fn embed_patch(body: &JsonObject) -> Result<serde_json::Map<String, Value>, ApiError> {
     match body.0.get("embedSettings") {
         Some(Value::Object(map)) => Ok(map.clone()),
         Some(_) => Err(ApiError::InvalidField(

@@ -11,7 +11,7 @@ use super::{create_private_dir_all, hex, ObjectKey, Storage};
 
 /// One file found under `objects/`, for `fsck`.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub(crate) struct Found {
     /// Relative to `objects/`.
     pub path: PathBuf,
     /// Set when the file sits where an object belongs: `VIDEO_ID/composite/FILE`.
@@ -21,7 +21,7 @@ pub struct Found {
 
 /// A file in `tmp/`, for `fsck`.
 #[derive(Debug, Clone)]
-pub struct TempEntry {
+pub(crate) struct TempEntry {
     pub name: String,
     pub size: u64,
     pub age: std::time::Duration,
@@ -29,12 +29,12 @@ pub struct TempEntry {
 
 impl Storage {
     /// Bytes an unprivileged writer can still put on the file system holding the data. Blocking.
-    pub fn free_bytes(&self) -> io::Result<u64> {
+    pub(crate) fn free_bytes(&self) -> io::Result<u64> {
         crate::sys::free_bytes(&self.objects)
     }
 
     /// Every file under `objects/`. Blocking.
-    pub fn inventory(&self) -> io::Result<Vec<Found>> {
+    pub(crate) fn inventory(&self) -> io::Result<Vec<Found>> {
         let mut out = Vec::new();
         let mut stack = vec![self.objects.clone()];
         while let Some(dir) = stack.pop() {
@@ -75,7 +75,7 @@ impl Storage {
     }
 
     /// Size of an object, `None` when it is missing. Blocking.
-    pub fn size_of(&self, key: &ObjectKey) -> io::Result<Option<u64>> {
+    pub(crate) fn size_of(&self, key: &ObjectKey) -> io::Result<Option<u64>> {
         match fs::metadata(self.object_path(key)) {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
             Ok(_) => Ok(None),
@@ -85,7 +85,7 @@ impl Storage {
     }
 
     /// The SHA-256 of an object, read whole. Blocking.
-    pub fn sha256_of(&self, key: &ObjectKey) -> io::Result<String> {
+    pub(crate) fn sha256_of(&self, key: &ObjectKey) -> io::Result<String> {
         let mut file = File::open(self.object_path(key))?;
         let mut hasher = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; MAX_READ];
@@ -100,7 +100,7 @@ impl Storage {
     }
 
     /// Files in `tmp/` and how long since each was written. Blocking.
-    pub fn temp_files(&self) -> io::Result<Vec<TempEntry>> {
+    pub(crate) fn temp_files(&self) -> io::Result<Vec<TempEntry>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
@@ -116,7 +116,7 @@ impl Storage {
 
     /// Moves a file from `objects/` (or `tmp/` when `from_temp`) into `lost+found/`, keeping its
     /// relative path and never overwriting. Returns where it went, relative to the data folder.
-    pub fn to_lost_found(&self, rel: &Path, from_temp: bool) -> io::Result<PathBuf> {
+    pub(crate) fn to_lost_found(&self, rel: &Path, from_temp: bool) -> io::Result<PathBuf> {
         let (base, sub) = if from_temp {
             (&self.tmp, "tmp")
         } else {

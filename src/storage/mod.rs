@@ -22,8 +22,8 @@ mod inventory;
 mod read;
 mod write;
 
-pub use inventory::{Found, TempEntry};
-pub use read::{cache_probe, is_cached, load_into_cache, CacheProbe, FileChunks};
+pub use read::is_cached;
+pub(crate) use read::{cache_probe, load_into_cache, CacheProbe, FileChunks};
 pub use write::{ObjectWriter, Staged};
 
 /// The address of an object. Both names must have passed `names::check_path_name`.
@@ -80,7 +80,7 @@ impl Storage {
 
     /// Removes what a stopped server left in `tmp/`: unfinished uploads and half-removed
     /// video folders. Only call before serving.
-    pub fn sweep_temp(&self) -> io::Result<usize> {
+    pub(crate) fn sweep_temp(&self) -> io::Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
@@ -96,7 +96,7 @@ impl Storage {
 
     /// Removes every object of a video. The folder is first renamed into `tmp/` (one atomic
     /// step: its public URLs stop at once), then deleted. Blocking.
-    pub fn remove_video(&self, video_id: &str) -> io::Result<()> {
+    pub(crate) fn remove_video(&self, video_id: &str) -> io::Result<()> {
         let doomed = self
             .tmp
             .join(format!("deleted-{}", random_id(&self.rng, "", 9)));
@@ -164,7 +164,7 @@ impl Storage {
     }
 
     /// Creates, syncs and removes a small file in `tmp/`: the folder takes writes. Blocking.
-    pub fn probe_writable(&self) -> io::Result<()> {
+    pub(crate) fn probe_writable(&self) -> io::Result<()> {
         let path = self
             .tmp
             .join(format!("ready-{}.probe", random_id(&self.rng, "", 6)));
@@ -179,7 +179,7 @@ impl Storage {
     }
 
     /// Removes `tmp/NAME`. Blocking.
-    pub fn remove_temp(&self, name: &str) -> io::Result<()> {
+    pub(crate) fn remove_temp(&self, name: &str) -> io::Result<()> {
         match fs::remove_file(self.tmp.join(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -187,12 +187,12 @@ impl Storage {
     }
 
     /// Whether `tmp/NAME` exists. Blocking.
-    pub fn temp_exists(&self, name: &str) -> bool {
+    pub(crate) fn temp_exists(&self, name: &str) -> bool {
         self.tmp.join(name).is_file()
     }
 
     /// Removes one object file. Blocking.
-    pub fn remove_object(&self, key: &ObjectKey) -> io::Result<()> {
+    pub(crate) fn remove_object(&self, key: &ObjectKey) -> io::Result<()> {
         match fs::remove_file(self.object_path(key)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -200,7 +200,7 @@ impl Storage {
     }
 
     /// Opens an object for reading; `None` when there is none. Blocking.
-    pub fn open_object(&self, key: &ObjectKey) -> io::Result<Option<(File, ObjectMeta)>> {
+    pub(crate) fn open_object(&self, key: &ObjectKey) -> io::Result<Option<(File, ObjectMeta)>> {
         match File::open(self.object_path(key)) {
             Ok(file) => {
                 let meta = file.metadata()?;
@@ -217,7 +217,7 @@ impl Storage {
 
 /// Creates a folder and its missing parents readable by flare's user alone (0700): on a shared
 /// machine, other users must not read the objects of password-protected videos.
-pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)

@@ -28,7 +28,7 @@ const PROVEN_BYTES: u64 = 4 << 20;
 /// The read size adapts to the reader: a client that takes each chunk at once gets larger reads
 /// (up to `MAX_READ`, for disk and wire speed), one that drains slowly gets smaller ones (down to
 /// `FIRST_READ`), so a crowd of slow viewers does not hold a megabyte each.
-pub struct FileChunks {
+pub(crate) struct FileChunks {
     file: Arc<File>,
     /// What is left of the last read, handed out `slice` bytes at a time.
     pending: Bytes,
@@ -169,7 +169,7 @@ impl FileChunks {
 
 /// Which call finds out whether pages are in the page cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheProbe {
+pub(crate) enum CacheProbe {
     /// `cachestat(2)`, Linux 6.5 and later: counts pages without mapping anything.
     Cachestat,
     /// `mmap` + `mincore(2)` + `munmap`, on every Linux: maps the range without touching it.
@@ -178,7 +178,7 @@ pub enum CacheProbe {
 
 /// The probe this kernel allows, found once per process. `FLARE_FAULTS=no-cachestat` makes it
 /// take the older kernels' way, for the tests.
-pub fn cache_probe() -> Option<CacheProbe> {
+pub(crate) fn cache_probe() -> Option<CacheProbe> {
     static PROBE: std::sync::OnceLock<Option<CacheProbe>> = std::sync::OnceLock::new();
     *PROBE.get_or_init(|| {
         let file = File::open("/proc/self/exe").ok()?;
@@ -199,7 +199,7 @@ pub fn is_cached(file: &File, offset: u64, len: u64) -> Option<bool> {
 }
 
 /// Reads `len` bytes at `offset` into the page cache, waiting for the disk. Blocking.
-pub fn load_into_cache(file: &File, offset: u64, len: u64) -> io::Result<()> {
+pub(crate) fn load_into_cache(file: &File, offset: u64, len: u64) -> io::Result<()> {
     let n = usize::try_from(len).map_err(io::Error::other)?;
     read_waiting(file, offset, n).map(drop)
 }

@@ -110,7 +110,7 @@ impl ObjectWriter {
     }
 
     /// Stops the write and waits until its temp file is gone.
-    pub async fn abort(mut self) {
+    pub(crate) async fn abort(mut self) {
         let _ = self.join().await;
     }
 
@@ -140,7 +140,7 @@ pub struct Staged {
 
 impl Staged {
     /// Its name in `tmp/`, as a publication records it.
-    pub fn temp_name(&self) -> String {
+    pub(crate) fn temp_name(&self) -> String {
         self.temp
             .path
             .as_ref()

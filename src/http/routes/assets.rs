@@ -29,7 +29,7 @@ const INDEX: &str = include_str!("../../../static/index.html");
 
 /// `GET /`: the web app. Its script talks to the API on this origin and PUTs to upload URLs,
 /// which are built on `public_url` and so may be another origin.
-pub async fn index(app: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn index(app: web::Data<AppState>) -> HttpResponse {
     let policy = format!(
         "default-src 'self'; connect-src 'self' {base}; media-src 'self' {media}; img-src 'self' data:; \
          style-src 'self' 'unsafe-inline'; script-src 'self'; frame-src 'self'; form-action 'self'; \

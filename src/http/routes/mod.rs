@@ -117,7 +117,7 @@ pub fn route_words() -> &'static [&'static str] {
     })
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in endpoints() {
         let mut resource = web::resource(endpoint.path);
         if !endpoint.any_method {
@@ -139,6 +139,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Every path no route matches.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("there is nothing at this path".into()))
 }

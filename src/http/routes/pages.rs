@@ -37,7 +37,7 @@ pub async fn embed(app: web::Data<AppState>, req: HttpRequest, id: Id) -> HttpRe
     show(&app, &req, &id, Page::Embed).await
 }
 
-pub async fn watch_unlock(
+pub(crate) async fn watch_unlock(
     app: web::Data<AppState>,
     req: HttpRequest,
     id: Id,
@@ -46,7 +46,7 @@ pub async fn watch_unlock(
     unlock(&app, &req, &id, body, Page::Watch).await
 }
 
-pub async fn embed_unlock(
+pub(crate) async fn embed_unlock(
     app: web::Data<AppState>,
     req: HttpRequest,
     id: Id,

@@ -82,7 +82,7 @@ pub async fn delete(
     Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": true })))
 }
 
-pub async fn embed_settings(
+pub(crate) async fn embed_settings(
     app: web::Data<AppState>,
     req: HttpRequest,
     id: Id,
@@ -92,7 +92,7 @@ pub async fn embed_settings(
     Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
 }
 
-pub async fn update_embed_settings(
+pub(crate) async fn update_embed_settings(
     app: web::Data<AppState>,
     req: HttpRequest,
     id: Id,
