@@ -13,8 +13,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/flare-readme.XXXXXX")
-server=
-cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  [ -f "$work/server.pid" ] && kill -- "-$(cat "$work/server.pid")" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 if curl -s -o /dev/null --max-time 2 http://127.0.0.1:8080/; then
@@ -47,7 +50,8 @@ script=$work/walkthrough.sh
       echo "echo '--- $(basename "$b"): .ci/run (not run: it is what runs this)'"
     elif grep -q -- '-- serve' "$b"; then
       echo "echo '--- $(basename "$b"): the server, in the background'"
-      echo "( $(cat "$b") ) > \"$work/serve.log\" 2>&1 &"
+      # In a session of its own, so that cargo and the flare it runs stop together.
+      echo "setsid bash -c $(printf '%q' "$(cat "$b")") > \"$work/serve.log\" 2>&1 &"
       echo "echo \$! > \"$work/server.pid\""
       echo "for _ in \$(seq 600); do command curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 1; done"
       echo "command curl -sf http://127.0.0.1:8080/healthz >/dev/null || { cat \"$work/serve.log\"; exit 1; }"
@@ -70,8 +74,10 @@ set +e
 bash "$script"
 rc=$?
 set -e
-[ -f "$work/server.pid" ] && server=$(cat "$work/server.pid")
-# The server was started by `cargo run`: stop the flare it runs too.
-pkill -f "$work/flare/target/release/flare serve" 2>/dev/null || true
+# The server block's whole session: `cargo run` and the flare it started.
+if [ -f "$work/server.pid" ]; then
+  kill -- "-$(cat "$work/server.pid")" 2>/dev/null || true
+  for _ in $(seq 50); do command curl -s -o /dev/null http://127.0.0.1:8080/ || break; sleep 0.1; done
+fi
 [ $rc = 0 ] || { echo "--- serve.log"; tail -20 "$work/serve.log" 2>/dev/null; }
 exit $rc
