@@ -104,10 +104,10 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     // the next start finishes the rest).
     let publications = app.db.blocking(|c| db::publications::all(c)).map_err(sql)?;
     for p in &publications {
-        let outcome = crate::domain::publish::outcome(&app.db, &app.storage, p)?;
-        let repaired = opts.repair && {
-            crate::domain::publish::finish(&app.db, &app.storage, p)?;
-            true
+        let outcome = if opts.repair {
+            crate::domain::publish::finish(&app.db, &app.storage, p)?
+        } else {
+            crate::domain::publish::outcome(&app.db, &app.storage, p)?
         };
         report.problems.push(problem(
             ProblemKind::UnfinishedPublication,
@@ -117,7 +117,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                 "an upload's record was committed but its file not yet moved into place ({outcome:?}); \
                  the server finishes it at start-up"
             ),
-            repaired,
+            opts.repair,
         ));
     }
     let staged: HashSet<String> = publications
@@ -133,8 +133,13 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     let videos = app.db.blocking(|c| db::videos::all(c)).map_err(sql)?;
     report.videos = videos.len();
-    // Files of a video being deleted are that deletion's business, reported once above.
     let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
+    // Files of a video being deleted are that deletion's business, reported once below.
+    let deleting: HashSet<&str> = videos
+        .iter()
+        .filter(|v| v.status == VideoStatus::Deleting)
+        .map(|v| v.id.as_str())
+        .collect();
     // The one object each ready video may have.
     let objects: HashSet<(&str, &str)> = videos
         .iter()
@@ -234,9 +239,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         if f.key.as_ref().is_some_and(|k| {
             objects.contains(&(k.video_id.as_str(), k.file_name.as_str()))
                 || publishing.contains(k.video_id.as_str())
-                || videos
-                    .iter()
-                    .any(|v| v.id == k.video_id && v.status == VideoStatus::Deleting)
+                || deleting.contains(k.video_id.as_str())
         }) {
             continue;
         }

@@ -223,10 +223,9 @@ impl Db {
             .spawn(move || checkpoint_loop(checkpointer, db_file, committed_rx, &wal_long_seen))
             .map_err(|e| format!("cannot start the database checkpointer: {e}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let watched =
-            FileIdentity::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let identity =
             FileIdentity::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let watched = identity.clone();
         std::thread::Builder::new()
             .name("flare-db-writer".into())
             .spawn(move || writer_loop(writer, rx, committed_tx, &wal_long, watched))
@@ -552,12 +551,10 @@ fn writer_loop(
             }
             replies.extend(reply);
         }
-        let committed = if let Some(failed) = poisoned {
+        let failed = poisoned.or_else(|| durable.then(injected_commit_failure).flatten());
+        let committed = if let Some(failed) = failed {
             let _ = conn.execute_batch("ROLLBACK");
             Err(failed)
-        } else if durable && injected_commit_failure().is_some() {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(injected_commit_failure().expect("checked"))
         } else {
             exec(&conn, "COMMIT", []).map(|_| ()).map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -576,6 +573,7 @@ fn writer_loop(
 }
 
 /// Which file a path named when the database was opened.
+#[derive(Clone)]
 struct FileIdentity {
     path: PathBuf,
     dev: u64,

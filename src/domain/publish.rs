@@ -58,20 +58,12 @@ pub fn finish(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, St
     let io = |e: std::io::Error| format!("cannot finish publishing video {}: {e}", p.video_id);
     let outcome = outcome(db, storage, p)?;
     match outcome {
-        Outcome::RollForward => storage
+        // `publish` is idempotent: with the rename already done it only removes the object
+        // replaced, which a crash between the two steps may have left.
+        Outcome::RollForward | Outcome::AlreadyDone => storage
             .publish(&p.temp_name, &key, p.replaces.as_deref())
             .map_err(io)?,
         Outcome::Superseded => storage.remove_temp(&p.temp_name).map_err(io)?,
-        // A crash between the rename and the removal of the replaced object left two files.
-        Outcome::AlreadyDone => match p.replaces.as_deref() {
-            Some(old) if old != p.object_name => storage
-                .remove_object(&ObjectKey {
-                    video_id: p.video_id.clone(),
-                    file_name: old.to_string(),
-                })
-                .map_err(io)?,
-            _ => {}
-        },
         Outcome::Stale => {}
     }
     db.blocking(|c| db::publications::remove(c, &p.temp_name))

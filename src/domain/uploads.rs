@@ -232,6 +232,7 @@ where
     let committed = grant.clone();
     let digest = sha256.clone();
     let temp_name = staged.temp_name();
+    let staged_name = temp_name.clone();
     let publication = {
         let temp_name = temp_name.clone();
         move |conn: &mut Connection| {
@@ -263,11 +264,10 @@ where
     let published = app
         .db
         .write_durable_then(publication, move |(staged, replaces)| {
-            let name = staged.temp_name();
             staged.keep();
             crate::faults::crash_at("crash-after-commit");
             storage
-                .publish(&name, &key, replaces.as_deref())
+                .publish(&staged_name, &key, replaces.as_deref())
                 .map_err(|e| {
                     ApiError::from_io(
                         "moving an upload into place (finished at the next start)",

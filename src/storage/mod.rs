@@ -191,14 +191,6 @@ impl Storage {
         self.tmp.join(name).is_file()
     }
 
-    /// Removes one object file. Blocking.
-    pub(crate) fn remove_object(&self, key: &ObjectKey) -> io::Result<()> {
-        match fs::remove_file(self.object_path(key)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     /// Opens an object for reading; `None` when there is none. Blocking.
     pub(crate) fn open_object(&self, key: &ObjectKey) -> io::Result<Option<(File, ObjectMeta)>> {
         match File::open(self.object_path(key)) {
