@@ -161,6 +161,14 @@ impl ApiError {
         }
     }
 
+    /// The JSON body of every refusal.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "success": false,
+            "error": { "code": self.code(), "message": self.message() },
+        })
+    }
+
     /// An internal error with what we were doing; a full disk becomes 507.
     pub(crate) fn internal(what: &str, cause: impl fmt::Display) -> ApiError {
         ApiError::Internal(format!("{what}: {cause}"))
@@ -256,9 +264,6 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(serde_json::json!({
-            "success": false,
-            "error": { "code": self.code(), "message": self.message() },
-        }))
+        res.json(self.body())
     }
 }

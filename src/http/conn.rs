@@ -57,11 +57,14 @@ impl Drop for Slot {
 /// The answer to a connection over the per-client limit, written before it is closed: the
 /// documented JSON error shape, so a client sees why.
 pub(crate) fn over_limit_response(max: usize) -> Vec<u8> {
-    let body = format!(
-        "{{\"success\":false,\"error\":{{\"code\":\"unavailable\",\"message\":\"this address already holds {max} open connections to the server (max_connections_per_client); close some and try again\"}}}}"
-    );
+    let refusal = crate::error::ApiError::Unavailable(format!(
+        "this address already holds {max} open connections to the server \
+         (max_connections_per_client); close some and try again"
+    ));
+    let body = refusal.body().to_string();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        "HTTP/1.1 {} Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        refusal.status().as_str(),
         body.len()
     )
     .into_bytes()
