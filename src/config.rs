@@ -21,6 +21,8 @@ pub struct RawSettings {
     pub max_upload_bytes: Option<u64>,
     pub upload_url_ttl: Option<String>,
     pub max_upload_url_ttl: Option<String>,
+    pub resumable_window: Option<String>,
+    pub max_append_bytes: Option<u64>,
     pub cors_allowed_origins: Option<Vec<String>>,
     pub sync_uploads: Option<bool>,
     pub disk_reserve_bytes: Option<u64>,
@@ -42,6 +44,8 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("max_upload_bytes", "FLARE_MAX_UPLOAD_BYTES"),
     ("upload_url_ttl", "FLARE_UPLOAD_URL_TTL"),
     ("max_upload_url_ttl", "FLARE_MAX_UPLOAD_URL_TTL"),
+    ("resumable_window", "FLARE_RESUMABLE_WINDOW"),
+    ("max_append_bytes", "FLARE_MAX_APPEND_BYTES"),
     ("cors_allowed_origins", "FLARE_CORS_ALLOWED_ORIGINS"),
     ("sync_uploads", "FLARE_SYNC_UPLOADS"),
     ("disk_reserve_bytes", "FLARE_DISK_RESERVE_BYTES"),
@@ -96,6 +100,11 @@ impl RawSettings {
                 }
                 "upload_url_ttl" => raw.upload_url_ttl = Some(value),
                 "max_upload_url_ttl" => raw.max_upload_url_ttl = Some(value),
+                "resumable_window" => raw.resumable_window = Some(value),
+                "max_append_bytes" => {
+                    raw.max_append_bytes =
+                        Some(value.trim().parse().map_err(|_| bad("a number of bytes"))?)
+                }
                 "cors_allowed_origins" => raw.cors_allowed_origins = Some(comma_list(&value)),
                 "sync_uploads" => {
                     raw.sync_uploads = Some(match value.trim() {
@@ -134,6 +143,8 @@ impl RawSettings {
             max_upload_bytes: over.max_upload_bytes.or(self.max_upload_bytes),
             upload_url_ttl: over.upload_url_ttl.or(self.upload_url_ttl),
             max_upload_url_ttl: over.max_upload_url_ttl.or(self.max_upload_url_ttl),
+            resumable_window: over.resumable_window.or(self.resumable_window),
+            max_append_bytes: over.max_append_bytes.or(self.max_append_bytes),
             cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
             sync_uploads: over.sync_uploads.or(self.sync_uploads),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
@@ -162,6 +173,10 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     pub upload_url_ttl_secs: u64,
     pub max_upload_url_ttl_secs: u64,
+    /// How long a resumable upload may take, counted from its presign.
+    pub resumable_window_secs: u64,
+    /// The most one resumable request may carry (`None`: no cap beyond the upload's limit).
+    pub max_append_bytes: Option<u64>,
     pub cors_allowed_origins: Vec<String>,
     /// fsync each upload before it is renamed into place.
     pub sync_uploads: bool,
@@ -211,6 +226,14 @@ impl Settings {
                 "upload_url_ttl ({upload_url_ttl_secs}s) is longer than max_upload_url_ttl ({max_upload_url_ttl_secs}s)"
             ));
         }
+        let resumable_window_secs =
+            duration_key("resumable_window", raw.resumable_window.as_deref(), "24h")?;
+        if !(1..=MAX_URL_TTL_SECS).contains(&resumable_window_secs) {
+            return Err("resumable_window: between 1s and 7d".into());
+        }
+        if raw.max_append_bytes == Some(0) {
+            return Err("max_append_bytes must be at least 1 (leave it out for no cap)".into());
+        }
         let max_upload_bytes = raw.max_upload_bytes.unwrap_or(20 * 1024 * 1024 * 1024);
         if max_upload_bytes == 0 {
             return Err("max_upload_bytes must be at least 1".into());
@@ -243,6 +266,8 @@ impl Settings {
             max_upload_bytes,
             upload_url_ttl_secs,
             max_upload_url_ttl_secs,
+            resumable_window_secs,
+            max_append_bytes: raw.max_append_bytes,
             cors_allowed_origins: origins,
             sync_uploads: raw.sync_uploads.unwrap_or(true),
             disk_reserve_bytes: raw.disk_reserve_bytes.unwrap_or(256 * 1024 * 1024),

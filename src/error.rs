@@ -45,8 +45,32 @@ pub enum ApiError {
     Timeout(String),
     /// The server cannot do this now (its database cannot be written); the message says what.
     Unavailable(String),
+    /// A resumable upload's window has ended; the message says when.
+    UploadExpired(String),
+    /// A resumable session (or a PUT) already holds this upload; the message says what to do.
+    UploadInProgress(String),
+    /// A resumable append at the wrong offset: `Upload-Offset` carries the right one.
+    OffsetMismatch {
+        expected: u64,
+        sent: u64,
+    },
+    /// Another request on the same upload would not let go in time.
+    UploadLocked,
+    /// A resumable request's `Upload-Checksum` did not match its body; nothing of it was kept.
+    ChecksumMismatch(String),
+    /// A resumable request's body was not of the protocol's media type.
+    WrongBodyType {
+        expected: &'static str,
+    },
+    /// A resumable request in no protocol version flare speaks; the message lists them.
+    UnsupportedProtocol(String),
     /// The cause goes to the log; the client sees an opaque message.
     Internal(String),
+}
+
+/// tus's `460 Checksum Mismatch`, which is not in RFC 9110's table.
+pub(crate) fn checksum_mismatch_status() -> StatusCode {
+    StatusCode::from_u16(460).expect("460 is a valid status code")
 }
 
 impl ApiError {
@@ -74,6 +98,13 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => "insufficient-storage",
             ApiError::Timeout(_) => "request-timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::UploadExpired(_) => "upload-expired",
+            ApiError::UploadInProgress(_) => "upload-in-progress",
+            ApiError::OffsetMismatch { .. } => "offset-mismatch",
+            ApiError::UploadLocked => "upload-locked",
+            ApiError::ChecksumMismatch(_) => "checksum-mismatch",
+            ApiError::WrongBodyType { .. } => "content-type-mismatch",
+            ApiError::UnsupportedProtocol(_) => "unsupported-protocol",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -101,6 +132,12 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UploadExpired(_) => StatusCode::GONE,
+            ApiError::UploadInProgress(_) | ApiError::OffsetMismatch { .. } => StatusCode::CONFLICT,
+            ApiError::UploadLocked => StatusCode::LOCKED,
+            ApiError::ChecksumMismatch(_) => checksum_mismatch_status(),
+            ApiError::WrongBodyType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedProtocol(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,7 +193,21 @@ impl ApiError {
             }
             ApiError::InsufficientStorage(Some(m))
             | ApiError::Timeout(m)
-            | ApiError::Unavailable(m) => m.clone(),
+            | ApiError::Unavailable(m)
+            | ApiError::UploadExpired(m)
+            | ApiError::UploadInProgress(m)
+            | ApiError::ChecksumMismatch(m)
+            | ApiError::UnsupportedProtocol(m) => m.clone(),
+            ApiError::OffsetMismatch { expected, sent } => format!(
+                "Upload-Offset is {sent} but the server holds {expected} bytes of this upload; \
+                 continue from {expected} (it is in the Upload-Offset header)"
+            ),
+            ApiError::UploadLocked => "another request on this upload is still running and did \
+                 not stop in time; try again in a moment"
+                .into(),
+            ApiError::WrongBodyType { expected } => {
+                format!("a request that carries upload bytes must send `Content-Type: {expected}`")
+            }
             ApiError::Internal(_) => "the server failed; the cause is in its log".into(),
         }
     }
@@ -250,6 +301,9 @@ impl ResponseError for ApiError {
             }
             ApiError::RangeNotSatisfiable { size } => {
                 res.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            ApiError::OffsetMismatch { expected, .. } => {
+                res.insert_header(("Upload-Offset", expected.to_string()));
             }
             // RFC 9110 §15.5.6: a 405 lists what the path does take.
             ApiError::MethodNotAllowed(allow) => {

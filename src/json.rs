@@ -50,6 +50,17 @@ impl JsonObject {
         }
     }
 
+    /// An optional `true` or `false`.
+    pub(crate) fn opt_bool(&self, field: &str) -> Result<Option<bool>, ApiError> {
+        match self.value(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::InvalidField(format!(
+                "{field} must be true or false"
+            ))),
+        }
+    }
+
     /// An optional whole number within `min..=max`.
     pub fn opt_u64_in(&self, field: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
         let Some(v) = self.value(field) else {

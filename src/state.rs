@@ -27,6 +27,8 @@ pub struct AppState {
     pub signing_key: hmac::Key,
     pub rng: SystemRandom,
     pub in_flight: InFlight,
+    /// Resumable uploads with a request running, and their running digests.
+    pub sessions: crate::domain::resumable::Sessions,
     pub throttle: Throttle,
     pub tokens: crate::domain::token_cache::TokenCache,
 }
@@ -94,6 +96,7 @@ impl AppState {
             signing_key,
             rng: SystemRandom::new(),
             in_flight: InFlight::default(),
+            sessions: Default::default(),
             throttle: Throttle::default(),
             tokens: Default::default(),
         })
@@ -115,6 +118,13 @@ impl AppState {
         if swept > 0 {
             log::info!(
                 "removed {swept} unfinished upload(s) or deletion(s) left by an earlier run"
+            );
+        }
+        let (ended, removed) = crate::domain::resumable::reconcile(&self.db, &self.storage)?;
+        if ended + removed > 0 {
+            log::info!(
+                "resumable uploads: ended {ended} session(s) whose window passed or whose bytes a \
+                 crash took, removed {removed} part file(s) without a session"
             );
         }
         let pending: Vec<String> = self

@@ -81,6 +81,18 @@ CREATE TABLE publications (
     replaces     TEXT
 );
 "#,
+    // A resumable upload's session lives on its upload row: `session_offset` is the count of
+    // bytes durable in `tmp/resumable/UPLOAD_ID.part` (NULL: no session started), the rest what
+    // the client declared. The index holds only live sessions, for the sweeper.
+    r#"
+ALTER TABLE uploads ADD COLUMN session_offset INTEGER;
+ALTER TABLE uploads ADD COLUMN session_length INTEGER;
+ALTER TABLE uploads ADD COLUMN session_protocol TEXT;
+ALTER TABLE uploads ADD COLUMN session_metadata TEXT;
+ALTER TABLE uploads ADD COLUMN session_until INTEGER;
+CREATE INDEX uploads_sessions ON uploads (session_until)
+    WHERE session_offset IS NOT NULL AND completed_at IS NULL;
+"#,
 ];
 
 /// How long a writer waits for another process's write to finish before giving up.

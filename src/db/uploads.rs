@@ -15,13 +15,40 @@ pub struct UploadRow {
     pub expires_at: i64,
     /// Set by the PUT that stored the object; the URL is spent from then on.
     pub completed_at: Option<i64>,
+    /// A resumable session, once one has started.
+    pub session: Option<Session>,
+}
+
+/// A resumable upload's session: what is durable, and what the client declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Bytes durable in the session's part file.
+    pub offset: u64,
+    /// The whole upload's length, once declared.
+    pub length: Option<u64>,
+    /// `tus`, `ietf-6` or `ietf-8`: the protocol that started it.
+    pub protocol: String,
+    /// tus `Upload-Metadata`, as sent (echoed by HEAD).
+    pub metadata: Option<String>,
+    /// Milliseconds: the session and its part file are swept after this.
+    pub until: i64,
+}
+
+/// The columns an insert writes (a session starts later, by `start_session`).
+macro_rules! insert_columns {
+    () => {
+        "id, video_id, file_name, content_type, byte_limit, exact_size, token_id, \
+         created_at, expires_at, completed_at"
+    };
 }
 
 /// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
 macro_rules! columns {
     () => {
-        "id, video_id, file_name, content_type, byte_limit, exact_size, token_id, \
-         created_at, expires_at, completed_at"
+        concat!(
+            insert_columns!(),
+            ", session_offset, session_length, session_protocol, session_metadata, session_until"
+        )
     };
 }
 
@@ -37,6 +64,16 @@ fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
         completed_at: r.get(9)?,
+        session: match r.get::<_, Option<i64>>(10)? {
+            None => None,
+            Some(offset) => Some(Session {
+                offset: offset as u64,
+                length: r.get::<_, Option<i64>>(11)?.map(|n| n as u64),
+                protocol: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                metadata: r.get(13)?,
+                until: r.get::<_, Option<i64>>(14)?.unwrap_or(0),
+            }),
+        },
     })
 }
 
@@ -45,7 +82,7 @@ pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
         conn,
         concat!(
             "INSERT INTO uploads (",
-            columns!(),
+            insert_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
@@ -84,12 +121,77 @@ pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool>
     Ok(n > 0)
 }
 
-/// Upload URLs never used and expired before `before`.
+/// Starts a resumable session at offset 0; false when the URL is spent or one already started.
+pub fn start_session(conn: &Connection, id: &str, s: &Session) -> rusqlite::Result<bool> {
+    let n = super::exec(
+        conn,
+        "UPDATE uploads SET session_offset = ?2, session_length = ?3, session_protocol = ?4, \
+         session_metadata = ?5, session_until = ?6 \
+         WHERE id = ?1 AND completed_at IS NULL AND session_offset IS NULL",
+        params![
+            id,
+            s.offset as i64,
+            s.length.map(|n| n as i64),
+            s.protocol,
+            s.metadata,
+            s.until
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Records bytes made durable (and a length declared late); false when the session is gone.
+pub fn advance_session(
+    conn: &Connection,
+    id: &str,
+    from: u64,
+    to: u64,
+    length: Option<u64>,
+) -> rusqlite::Result<bool> {
+    let n = super::exec(
+        conn,
+        "UPDATE uploads SET session_offset = ?3, session_length = COALESCE(?4, session_length) \
+         WHERE id = ?1 AND completed_at IS NULL AND session_offset = ?2",
+        params![id, from as i64, to as i64, length.map(|n| n as i64)],
+    )?;
+    Ok(n > 0)
+}
+
+/// Ends a session without storing anything (cancelled, expired, or its bytes lost): the URL is
+/// unspent and a new session may start while it is still valid.
+pub fn end_session(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    super::exec(
+        conn,
+        "UPDATE uploads SET session_offset = NULL, session_length = NULL, session_protocol = NULL, \
+         session_metadata = NULL, session_until = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Live sessions (unspent), with their rows; `expired_before`: only those whose window ended.
+pub fn sessions(
+    conn: &Connection,
+    expired_before: Option<i64>,
+) -> rusqlite::Result<Vec<UploadRow>> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM uploads WHERE session_offset IS NOT NULL AND completed_at IS NULL \
+          AND session_until < ?1"
+    ))?;
+    let rows = stmt.query_map([expired_before.unwrap_or(i64::MAX)], from_row)?;
+    rows.collect()
+}
+
+/// Upload URLs never used and expired before `before` (a resumable session counts as use until
+/// its window ends).
 pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>> {
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         columns!(),
-        " FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY created_at"
+        " FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 \
+          AND (session_offset IS NULL OR session_until < ?1) ORDER BY created_at"
     ))?;
     let rows = stmt.query_map([before], from_row)?;
     rows.collect()
@@ -125,6 +227,7 @@ mod tests {
             created_at: 0,
             expires_at,
             completed_at: None,
+            session: None,
         }
     }
 

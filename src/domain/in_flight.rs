@@ -14,6 +14,13 @@ pub(crate) struct InFlightGuard<'a> {
 }
 
 impl InFlight {
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
     pub(crate) fn claim(&self, id: &str) -> Option<InFlightGuard<'_>> {
         let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
         set.insert(id.to_string()).then(|| InFlightGuard {

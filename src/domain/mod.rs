@@ -7,6 +7,7 @@ pub mod in_flight;
 pub mod names;
 pub mod passwords;
 pub mod publish;
+pub mod resumable;
 pub mod signing;
 pub mod throttle;
 pub mod token_cache;

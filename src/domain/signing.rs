@@ -30,12 +30,26 @@ pub struct UploadGrant {
     pub exact: bool,
     pub upload_id: String,
     pub token_id: String,
+    /// A resumable URL (Unix seconds): the session may go on until then, through every method
+    /// of tus and the IETF draft, while `expires` is the deadline to start it. `None`: a PUT URL.
+    pub resumable_until: Option<i64>,
 }
 
-/// The query parameters of a signed URL, in the order they are written.
-const PARAMS: [&str; 7] = [
-    "upload", "token", "expires", "type", "limit", "exact", "sig",
+/// The query parameters of a signed URL, in the order they are written; `resumable` only on a
+/// resumable URL.
+const PARAMS: [&str; 8] = [
+    "upload",
+    "token",
+    "expires",
+    "type",
+    "limit",
+    "exact",
+    "resumable",
+    "sig",
 ];
+
+/// The methods a resumable URL takes (tus and the IETF draft); a PUT URL takes only `PUT`.
+pub const RESUMABLE_METHODS: [&str; 6] = ["POST", "HEAD", "GET", "PATCH", "DELETE", "PUT"];
 
 impl UploadGrant {
     /// Appends the path the URL points at. Names were validated at presign; they are still
@@ -50,7 +64,8 @@ impl UploadGrant {
     /// The path and query of the signed URL. Built in one buffer: it runs on every presign.
     pub fn sign(&self, key: &hmac::Key) -> String {
         let (expires, limit) = (self.expires.to_string(), self.limit.to_string());
-        let values = [
+        let until = self.resumable_until.map(|u| u.to_string());
+        let mut values = vec![
             self.upload_id.as_str(),
             &self.token_id,
             &expires,
@@ -58,7 +73,11 @@ impl UploadGrant {
             &limit,
             if self.exact { "1" } else { "0" },
         ];
-        let tag = hmac::sign(key, &canonical(&self.video_id, &self.file_name, &values));
+        values.extend(until.as_deref());
+        let tag = hmac::sign(
+            key,
+            &canonical(&self.video_id, &self.file_name, until.is_some(), &values),
+        );
         let mut url = String::with_capacity(256);
         self.push_path(&mut url);
         for (i, (name, value)) in PARAMS.iter().zip(values).enumerate() {
@@ -73,9 +92,9 @@ impl UploadGrant {
     }
 }
 
-/// `FLARE-UPLOAD-V1`, the method, the object's names, then each signed query value, each
-/// length-prefixed.
-fn canonical(video_id: &str, file_name: &str, values: &[&str]) -> Vec<u8> {
+/// `FLARE-UPLOAD-V1`, the method class (`PUT`, or `RESUMABLE`), the object's names, then each
+/// signed query value, each length-prefixed.
+fn canonical(video_id: &str, file_name: &str, resumable: bool, values: &[&str]) -> Vec<u8> {
     use std::io::Write;
     let mut out = Vec::with_capacity(256);
     let mut push = |v: &str| {
@@ -85,7 +104,7 @@ fn canonical(video_id: &str, file_name: &str, values: &[&str]) -> Vec<u8> {
         out.push(b'\n');
     };
     push(VERSION);
-    push("PUT");
+    push(if resumable { "RESUMABLE" } else { "PUT" });
     push(video_id);
     push(file_name);
     for v in values {
@@ -100,6 +119,8 @@ pub enum VerifyError {
     /// Malformed, missing, duplicated or unknown parameter, or a wrong signature.
     Mismatch(&'static str),
     Expired,
+    /// A resumable URL past its window (`resumable_until`).
+    SessionExpired,
 }
 
 /// Checks a PUT's method, object names and decoded query pairs against the signature, then the
@@ -113,9 +134,6 @@ pub fn verify(
     now: i64,
 ) -> Result<UploadGrant, VerifyError> {
     use VerifyError::Mismatch;
-    if method != "PUT" {
-        return Err(Mismatch("the URL was signed for PUT"));
-    }
     let mut found: [Option<&str>; PARAMS.len()] = [None; PARAMS.len()];
     for (name, value) in query {
         let slot = PARAMS
@@ -126,19 +144,27 @@ pub fn verify(
             return Err(Mismatch("a parameter appears twice"));
         }
     }
-    let [Some(upload), Some(token), Some(expires), Some(ctype), Some(limit), Some(exact), Some(sig)] =
+    let [Some(upload), Some(token), Some(expires), Some(ctype), Some(limit), Some(exact), until, Some(sig)] =
         found
     else {
         return Err(Mismatch("a signed parameter is missing"));
     };
+    // The method class is signed: a PUT URL takes only PUT, a resumable URL only its protocols'.
+    match until {
+        None if method != "PUT" => return Err(Mismatch("the URL was signed for PUT")),
+        Some(_) if !RESUMABLE_METHODS.contains(&method) => {
+            return Err(Mismatch(
+                "a resumable upload URL takes POST, HEAD, PATCH, DELETE, PUT or OPTIONS",
+            ))
+        }
+        _ => {}
+    }
     let tag = URL_SAFE_NO_PAD
         .decode(sig)
         .map_err(|_| Mismatch("the signature is not valid base64url"))?;
-    let message = canonical(
-        video_id,
-        file_name,
-        &[upload, token, expires, ctype, limit, exact],
-    );
+    let mut values = vec![upload, token, expires, ctype, limit, exact];
+    values.extend(until);
+    let message = canonical(video_id, file_name, until.is_some(), &values);
     hmac::verify(key, &message, &tag)
         .map_err(|_| Mismatch("the URL was changed or was not signed by this server"))?;
 
@@ -152,9 +178,17 @@ pub fn verify(
         exact: exact == "1",
         upload_id: upload.to_string(),
         token_id: token.to_string(),
+        resumable_until: until
+            .map(|u| u.parse().map_err(|_| Mismatch("bad resumable")))
+            .transpose()?,
     };
-    if now >= grant.expires {
-        return Err(VerifyError::Expired);
+    match grant.resumable_until {
+        // A resumable URL's start deadline depends on whether its session began: the caller
+        // checks `expires` against the upload's row.
+        Some(until) if now >= until => return Err(VerifyError::SessionExpired),
+        Some(_) => {}
+        None if now >= grant.expires => return Err(VerifyError::Expired),
+        None => {}
     }
     Ok(grant)
 }
@@ -210,6 +244,7 @@ mod tests {
             exact: false,
             upload_id: "up_1".into(),
             token_id: "tok_1".into(),
+            resumable_until: None,
         }
     }
 
@@ -241,6 +276,40 @@ mod tests {
             "{url}"
         );
         assert_eq!(check(&key, "PUT", &url, 1_000), Ok(grant()));
+    }
+
+    #[test]
+    fn a_resumable_url_takes_its_methods_until_its_window_ends() {
+        let key = key_from_bytes(b"k");
+        let resumable = UploadGrant {
+            resumable_until: Some(5_000),
+            ..grant()
+        };
+        let url = resumable.sign(&key);
+        assert!(url.contains("&resumable=5000&sig="), "{url}");
+        for method in RESUMABLE_METHODS {
+            // Past `expires` (the start deadline, checked against the row) but in the window.
+            assert_eq!(check(&key, method, &url, 3_000), Ok(resumable.clone()));
+        }
+        assert!(matches!(
+            check(&key, "OPTIONS", &url, 1_000),
+            Err(VerifyError::Mismatch(_))
+        ));
+        assert_eq!(
+            check(&key, "PATCH", &url, 5_000),
+            Err(VerifyError::SessionExpired)
+        );
+        // Without the class the signature no longer holds, and the window cannot be moved.
+        let as_put = url.replace("&resumable=5000", "");
+        assert!(matches!(
+            check(&key, "PUT", &as_put, 1_000),
+            Err(VerifyError::Mismatch(_))
+        ));
+        let longer = url.replace("resumable=5000", "resumable=9000");
+        assert!(matches!(
+            check(&key, "PATCH", &longer, 1_000),
+            Err(VerifyError::Mismatch(_))
+        ));
     }
 
     #[test]
@@ -284,6 +353,15 @@ mod tests {
                 "signature change at {i} accepted"
             );
         }
+        // A PUT URL cannot pose as a resumable one (the method class is signed).
+        assert!(mismatch(
+            &url.replace("&sig=", "&resumable=9000&sig="),
+            "PATCH"
+        ));
+        assert!(mismatch(
+            &url.replace("&sig=", "&resumable=9000&sig="),
+            "PUT"
+        ));
         let other_key = key_from_bytes(b"another node");
         assert!(matches!(
             check(&other_key, "PUT", &url, 1_000),

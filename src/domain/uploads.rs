@@ -14,7 +14,7 @@ use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::ids::time_ordered_id;
 use crate::state::AppState;
-use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter};
+use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter, Staged};
 use crate::time::{iso8601, now_ms};
 
 /// The answer to a presign request: the documented body, in the documented order, plus
@@ -29,7 +29,27 @@ pub struct Presigned {
     pub public_url: String,
     /// ISO 8601, UTC, milliseconds.
     pub expires_at: String,
+    /// Only when the request asked for `"resumable": true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumable: Option<ResumableAnswer>,
 }
+
+/// The resumable URL of a presign, for tus 1.0 and IETF draft clients.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumableAnswer {
+    pub url: String,
+    pub protocols: [&'static str; 3],
+    /// The bytes a client should send per request (`max_append_bytes`, else 50 MiB).
+    pub chunk_size: u64,
+    /// The end of the resume window: the session, and its partial bytes, are gone after it.
+    pub expires_at: String,
+}
+
+/// What presign's `resumable.protocols` lists.
+pub const PROTOCOLS: [&str; 3] = ["tus/1.0.0", "ietf-draft-interop/6", "ietf-draft-interop/8"];
+/// `chunkSize` when no `max_append_bytes` caps a request.
+const DEFAULT_CHUNK: u64 = 50 << 20;
 
 /// The headers the PUT must send.
 #[derive(serde::Serialize)]
@@ -47,6 +67,8 @@ pub struct PresignRequest {
     pub expires_in: Option<u64>,
     /// The exact byte count the PUT will carry; `None`: up to `max_upload_bytes`.
     pub size: Option<u64>,
+    /// Also hand out a resumable URL for the same upload.
+    pub resumable: bool,
 }
 
 pub async fn presign(
@@ -59,6 +81,7 @@ pub async fn presign(
         file_name,
         expires_in,
         size,
+        resumable,
     } = request;
     let content_type = content_type_for(&file_name)?;
     let settings = &app.settings;
@@ -81,6 +104,7 @@ pub async fn presign(
         created_at: now,
         expires_at: expires_at_ms,
         completed_at: None,
+        session: None,
     };
     let grant = UploadGrant {
         video_id: row.video_id.clone(),
@@ -91,7 +115,14 @@ pub async fn presign(
         exact: row.exact_size,
         upload_id: row.id.clone(),
         token_id: row.token_id.clone(),
+        resumable_until: None,
     };
+    // The window counts from the presign; like the URL, it never outlives the token.
+    let mut until_ms = (now / 1000 + settings.resumable_window_secs as i64) * 1000;
+    if let Some(token_expiry) = token.expires_at {
+        until_ms = until_ms.min(token_expiry / 1000 * 1000);
+    }
+    let until_ms = until_ms.max(expires_at_ms);
     let storage = app.storage.clone();
     let reserve = settings.disk_reserve_bytes;
     app.db
@@ -117,12 +148,27 @@ pub async fn presign(
             Ok(())
         })
         .await?;
+    let resumable = resumable.then(|| ResumableAnswer {
+        url: format!(
+            "{}{}",
+            app.base_url,
+            UploadGrant {
+                resumable_until: Some(until_ms / 1000),
+                ..grant.clone()
+            }
+            .sign(&app.signing_key)
+        ),
+        protocols: PROTOCOLS,
+        chunk_size: settings.max_append_bytes.unwrap_or(DEFAULT_CHUNK),
+        expires_at: iso8601(until_ms),
+    });
     Ok(Presigned {
         upload_url: format!("{}{}", app.base_url, grant.sign(&app.signing_key)),
         method: "PUT",
         headers: UploadHeaders { content_type },
         public_url: public_url(app, &video_id, &file_name),
         expires_at: iso8601(expires_at_ms),
+        resumable,
     })
 }
 
@@ -164,8 +210,8 @@ where
             )
         })
         .map_err(|e| match e {
-            VerifyError::Expired => ApiError::UrlExpired,
             VerifyError::Mismatch(why) => ApiError::SignatureMismatch(why),
+            VerifyError::Expired | VerifyError::SessionExpired => ApiError::UrlExpired,
         })?;
 
     // 2. What the headers promise, against what was signed.
@@ -189,14 +235,26 @@ where
         }
     }
 
-    // 3. The upload row: not spent, its token still live, its video still there.
-    let check = grant.clone();
-    app.db
-        .read(move |conn| check_open(conn, &check, now_ms()))
-        .await?;
+    // 3. The upload row: not spent, its token still live, its video still there, and no
+    //    resumable session on it. Claimed first, so that a session starting meanwhile sees the
+    //    claim (`resumable::start`).
     let _in_flight = app.in_flight.claim(&grant.upload_id).ok_or_else(|| {
         ApiError::Conflict("an upload through this URL is already in progress".into())
     })?;
+    let check = grant.clone();
+    app.db
+        .read(move |conn| {
+            check_open(conn, &check, now_ms())?;
+            match db::uploads::get(conn, &check.upload_id)?.and_then(|r| r.session) {
+                Some(session) => Err(ApiError::UploadInProgress(format!(
+                    "a resumable upload through this upload's other URL holds {} bytes; finish it \
+                     there, or send DELETE to that URL before a PUT",
+                    session.offset
+                ))),
+                None => Ok(()),
+            }
+        })
+        .await?;
 
     // 4. Stream to a temp file, counting as we go. On any refusal the write is aborted and its
     //    temp file removed before the answer goes out, so a client retrying at once finds the
@@ -217,21 +275,50 @@ where
         .map_err(|e| ApiError::from_io("finishing an upload", e))?;
     let (size, sha256) = (staged.size, staged.sha256.clone());
 
-    // 5. Publish: the record first, then the file. One durable transaction checks the URL again,
-    //    spends it, marks the video ready and records which staged file is to become which
-    //    object; only once that is on disk is the file renamed into place (on the writer thread,
-    //    in commit order, before the next transaction). A failed commit leaves the old record and
-    //    the old object as they were, and removes the staged file; a crash after the commit is
-    //    rolled forward at the next start (`AppState::recover`). Either way the public URL serves
-    //    exactly the bytes its record describes.
+    // 5. Publish (the record first, then the file).
+    let temp_name = staged.temp_name();
+    let meta = publish(
+        app,
+        &grant,
+        temp_name,
+        size,
+        sha256.clone(),
+        staged,
+        Staged::keep,
+    )
+    .await?;
+    Ok(Received {
+        size,
+        sha256,
+        public_url: public_url(app, &grant.video_id, &grant.file_name),
+        meta,
+    })
+}
+
+/// Publishes a staged file (`tmp/TEMP_NAME`: a PUT's temp file or a resumable session's part
+/// file) as the grant's object: the record first, then the file. One durable transaction checks
+/// the URL again (unspent, its token live, its video there), spends it, marks the video ready and
+/// records which staged file is to become which object; only once that is on disk is `keep`
+/// called with `guard` and the file renamed into place (on the writer thread, in commit order,
+/// before the next transaction). A failed commit leaves the old record and the old object as
+/// they were, and drops `guard`; a crash after the commit is rolled forward at the next start
+/// (`AppState::recover`). Either way the public URL serves exactly the bytes its record
+/// describes.
+pub(crate) async fn publish<G: Send + 'static>(
+    app: &AppState,
+    grant: &UploadGrant,
+    temp_name: String,
+    size: u64,
+    sha256: String,
+    guard: G,
+    keep: fn(G),
+) -> Result<ObjectMeta, ApiError> {
     let storage = app.storage.clone();
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
         file_name: grant.file_name.clone(),
     };
     let committed = grant.clone();
-    let digest = sha256.clone();
-    let temp_name = staged.temp_name();
     let staged_name = temp_name.clone();
     let publication = {
         let temp_name = temp_name.clone();
@@ -246,7 +333,7 @@ where
                 &committed.file_name,
                 size,
                 &committed.content_type,
-                &digest,
+                &sha256,
                 now,
             )?;
             db::publications::insert(
@@ -258,13 +345,13 @@ where
                     replaces: replaces.clone(),
                 },
             )?;
-            Ok((staged, replaces))
+            Ok((guard, replaces))
         }
     };
     let published = app
         .db
-        .write_durable_then(publication, move |(staged, replaces)| {
-            staged.keep();
+        .write_durable_then(publication, move |(guard, replaces)| {
+            keep(guard);
             crate::faults::crash_at("crash-after-commit");
             storage
                 .publish(&staged_name, &key, replaces.as_deref())
@@ -296,12 +383,7 @@ where
         grant.video_id,
         grant.upload_id
     );
-    Ok(Received {
-        size,
-        sha256,
-        public_url: public_url(app, &grant.video_id, &grant.file_name),
-        meta,
-    })
+    Ok(meta)
 }
 
 /// Reads the body into `writer`, enforcing the idle timeout, the byte limit and an exact size.
@@ -358,7 +440,7 @@ where
     Ok(())
 }
 
-fn too_large(grant: &UploadGrant) -> ApiError {
+pub(crate) fn too_large(grant: &UploadGrant) -> ApiError {
     if grant.exact {
         ApiError::TooLarge(format!(
             "this upload URL was signed for exactly {} bytes and the body is larger",
@@ -374,7 +456,7 @@ fn too_large(grant: &UploadGrant) -> ApiError {
 
 /// The URL's row must exist, be unspent and match the grant; its token must be live and its
 /// video must exist.
-fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
+pub(crate) fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
     let gone = || ApiError::NotFound(format!("video `{}` no longer exists", grant.video_id));
     let row = db::uploads::get(conn, &grant.upload_id)?.ok_or_else(gone)?;
     if row.video_id != grant.video_id

@@ -50,7 +50,10 @@ where
                 ))
                 .insert_header((
                     header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    "authorization, content-type, range, if-none-match, if-range",
+                    "authorization, content-type, range, if-none-match, if-range, x-requested-with, \
+                     x-request-id, x-http-method-override, tus-resumable, upload-length, \
+                     upload-offset, upload-metadata, upload-defer-length, upload-concat, \
+                     upload-checksum, upload-complete, upload-draft-interop-version",
                 ))
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
         }
@@ -67,7 +70,15 @@ where
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("ETag, Content-Range, Content-Length, Accept-Ranges"),
+                // The resumable protocols' headers too: a browser client that cannot read
+                // Location or Upload-Offset restarts every upload from zero.
+                HeaderValue::from_static(
+                    "ETag, Content-Range, Content-Length, Accept-Ranges, Location, Upload-Offset, \
+                     Upload-Length, Upload-Expires, Upload-Metadata, Upload-Defer-Length, \
+                     Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, \
+                     Tus-Checksum-Algorithm, Upload-Complete, Upload-Limit, \
+                     Upload-Draft-Interop-Version",
+                ),
             );
         }
         if cors_on {

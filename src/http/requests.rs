@@ -88,5 +88,6 @@ pub fn presign(body: &JsonObject, settings: &Settings) -> Result<PresignRequest,
         file_name,
         expires_in: body.opt_u64_in("expiresIn", 1, settings.max_upload_url_ttl_secs)?,
         size: body.opt_u64_in("size", 1, settings.max_upload_bytes)?,
+        resumable: body.opt_bool("resumable")?.unwrap_or(false),
     })
 }

@@ -68,6 +68,7 @@ impl Application {
         .map_err(|e| format!("start-up failed: {e}"))??;
         let base_url = state.base_url.clone();
         let state = web::Data::new(state);
+        spawn_sweeper(std::sync::Arc::downgrade(&state.clone().into_inner()));
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
         let trusted = Arc::new(state.settings.trusted_proxies.clone());
         let app = {
@@ -230,6 +231,27 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Ends resumable sessions whose window has passed, every five minutes (or every window, when
+/// shorter), until the server's state is gone.
+fn spawn_sweeper(state: std::sync::Weak<AppState>) {
+    actix_web::rt::spawn(async move {
+        let every = match state.upgrade() {
+            Some(app) => Duration::from_secs(app.settings.resumable_window_secs.clamp(1, 300)),
+            None => return,
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(app) = state.upgrade() else { return };
+            if let Err(e) = crate::domain::resumable::sweep(&app).await {
+                log::warn!("could not sweep expired resumable uploads: {e}");
+            }
+        }
+    });
 }
 
 /// Answers a connection over the per-client limit with a 503 in the JSON error shape, then

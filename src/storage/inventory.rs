@@ -104,6 +104,10 @@ impl Storage {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
+            // Resumable sessions' part files are checked against their sessions instead.
+            if entry.file_name() == super::PARTS_DIR {
+                continue;
+            }
             let meta = entry.metadata()?;
             out.push(TempEntry {
                 name: entry.file_name().to_string_lossy().into_owned(),

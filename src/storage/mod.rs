@@ -19,9 +19,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::ids::random_id;
 
 mod inventory;
+mod part;
 mod read;
 mod write;
 
+pub(crate) use part::PARTS_DIR;
 pub use read::is_cached;
 pub(crate) use read::{cache_probe, load_into_cache, CacheProbe, FileChunks};
 pub use write::{ObjectWriter, Staged};
@@ -68,7 +70,7 @@ impl Storage {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
         create_private_dir_all(&objects)?;
-        create_private_dir_all(&tmp)?;
+        create_private_dir_all(&tmp.join(PARTS_DIR))?;
         Ok(Storage {
             objects,
             tmp,
@@ -79,11 +81,15 @@ impl Storage {
     }
 
     /// Removes what a stopped server left in `tmp/`: unfinished uploads and half-removed
-    /// video folders. Only call before serving.
+    /// video folders. Resumable sessions' part files stay: their sessions outlive a restart
+    /// (`domain::resumable::reconcile` looks after them). Only call before serving.
     pub(crate) fn sweep_temp(&self) -> io::Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
+            if entry.file_name() == PARTS_DIR {
+                continue;
+            }
             if entry.file_type()?.is_dir() {
                 fs::remove_dir_all(entry.path())?;
             } else {

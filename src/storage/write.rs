@@ -250,7 +250,7 @@ fn write_and_hash(
 /// Batches (of `WRITE_BATCH` bytes) the hasher may fall behind the writes.
 const HASH_QUEUE: usize = 1;
 
-fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+pub(super) fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
     let mut slices: Vec<IoSlice> = chunks.iter().map(|c| IoSlice::new(c)).collect();
     let mut slices = &mut slices[..];
     while !slices.is_empty() {

@@ -372,6 +372,7 @@ fn an_expired_url_is_refused_with_403() {
         exact: get("exact") == "1",
         upload_id: get("upload"),
         token_id: get("token"),
+        resumable_until: None,
     };
     let expired = grant.sign(&read_key(&app.data_dir()));
     let res = app.send("PUT", &expired, &[("Content-Type", "video/mp4")], b"data");

@@ -7,6 +7,7 @@ pub(crate) mod media;
 mod openapi;
 mod pages;
 mod presign;
+mod resumable;
 mod upload;
 mod videos;
 

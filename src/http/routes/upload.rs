@@ -1,4 +1,5 @@
-//! `PUT /upload/VIDEO_ID/composite/FILE?…signature…`: the signed upload URL.
+//! `PUT /upload/VIDEO_ID/composite/FILE?…signature…`: the signed upload URL (a resumable one,
+//! with `resumable=` in its query, goes to `resumable`).
 
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,6 +15,14 @@ pub async fn put(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // A resumable URL (and tus discovery) is served by its own protocols.
+    let resumable = req
+        .query_string()
+        .split('&')
+        .any(|p| p.starts_with("resumable="));
+    if resumable || req.method() == actix_web::http::Method::OPTIONS {
+        return Ok(super::resumable::handle(app, req, path, payload).await);
+    }
     let (video_id, file_name) = path.into_inner();
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let put = PutRequest {

@@ -1,0 +1,752 @@
+//! Resumable uploads at the signed URL, whatever the protocol (tus 1.0 or the IETF draft; the
+//! wire is `http::routes::resumable`). A presign with `"resumable": true` signs a second URL for
+//! the same upload row; its session lives on that row (`db::uploads::Session`) and its bytes in
+//! one part file (`storage::part`).
+//!
+//! The promises, and where each is kept:
+//! - The URL is the only credential: verified on every request, and so are the row (unspent,
+//!   its token live, its video there): `authorize`.
+//! - An offset is reported only once durable: the part file is synced, then the row advanced.
+//! - An interrupted request keeps its durable prefix; a refused one (checksum, limit) keeps
+//!   nothing of itself: its bytes past the recorded offset are cut off at the next append.
+//! - Completion is a PUT's publication (`uploads::publish`): one durable transaction, then the
+//!   rename, so a public URL shows old bytes or new, never a mix; the SHA-256 is of the whole.
+//! - One upload, one writer: a request on a busy upload asks the one holding it to stop and
+//!   waits for it (`Sessions::acquire`), else 423. A PUT and a session exclude each other.
+
+use actix_web::error::PayloadError;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use ring::digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, uploads::Session};
+use crate::domain::signing::{self, UploadGrant, VerifyError};
+use crate::domain::uploads::{check_open, publish, Received};
+use crate::domain::videos::public_url;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::Storage;
+use crate::time::{iso8601, now_ms};
+
+/// How long a request waits for the one holding its upload to let go before answering 423.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// The most `Upload-Metadata` kept (it is echoed on every HEAD).
+const MAX_METADATA: usize = 4096;
+
+/// Checks a resumable URL's signature and window. No IO.
+pub fn authorize(
+    app: &AppState,
+    method: &str,
+    video_id: &str,
+    file_name: &str,
+    raw_query: &str,
+) -> Result<UploadGrant, ApiError> {
+    signing::parse_query(raw_query)
+        .and_then(|q| {
+            signing::verify(
+                &app.signing_key,
+                method,
+                video_id,
+                file_name,
+                &q,
+                now_ms() / 1000,
+            )
+        })
+        .map_err(|e| match e {
+            VerifyError::Mismatch(why) => ApiError::SignatureMismatch(why),
+            VerifyError::Expired => ApiError::UrlExpired,
+            VerifyError::SessionExpired => expired(),
+        })
+        .and_then(|grant| match grant.resumable_until {
+            Some(_) => Ok(grant),
+            None => Err(ApiError::SignatureMismatch(
+                "this is a PUT URL; resumable requests go to presign's resumable.url",
+            )),
+        })
+}
+
+fn expired() -> ApiError {
+    ApiError::UploadExpired(
+        "this resumable upload's window has ended and its partial bytes are gone; nothing was \
+         stored, ask for a new upload URL"
+            .into(),
+    )
+}
+
+/// The upload as a client sees it.
+pub struct UploadState {
+    /// Bytes durable (the whole size once complete).
+    pub offset: u64,
+    /// The whole upload's length, when known.
+    pub length: Option<u64>,
+    /// tus `Upload-Metadata` as sent at creation.
+    pub metadata: Option<String>,
+    /// The object is stored and the URL spent.
+    pub complete: bool,
+    /// Milliseconds: the end of the resume window.
+    pub until: i64,
+    /// The most bytes this upload may have, and whether exactly that many.
+    pub limit: u64,
+    pub exact: bool,
+    /// Set by the request that completed the upload.
+    pub published: Option<Received>,
+}
+
+impl UploadState {
+    fn of(grant: &UploadGrant, session: Option<&Session>) -> UploadState {
+        UploadState {
+            offset: session.map_or(0, |s| s.offset),
+            length: session
+                .and_then(|s| s.length)
+                .or(grant.exact.then_some(grant.limit)),
+            metadata: session.and_then(|s| s.metadata.clone()),
+            complete: false,
+            until: grant.resumable_until.unwrap_or(0) * 1000,
+            limit: grant.limit,
+            exact: grant.exact,
+            published: None,
+        }
+    }
+}
+
+/// The session's row, checked: unspent (else `Ok(Err(size))`), its token live, its video there,
+/// and begun before the URL's start deadline.
+async fn load(
+    app: &AppState,
+    grant: &UploadGrant,
+) -> Result<Result<Option<Session>, u64>, ApiError> {
+    let check = grant.clone();
+    app.db
+        .read(move |conn| {
+            let row = db::uploads::get(conn, &check.upload_id)?;
+            if let Some(row) = row.filter(|r| r.completed_at.is_some()) {
+                if row.video_id != check.video_id || row.token_id != check.token_id {
+                    return Err(ApiError::SignatureMismatch(
+                        "the URL does not match its upload",
+                    ));
+                }
+                let size = db::videos::get(conn, &check.video_id)?
+                    .and_then(|v| v.size)
+                    .unwrap_or(0);
+                return Ok(Err(size.max(0) as u64));
+            }
+            check_open(conn, &check, now_ms())?;
+            let session = db::uploads::get(conn, &check.upload_id)?.and_then(|r| r.session);
+            if session.is_none() && now_ms() / 1000 >= check.expires {
+                return Err(ApiError::UrlExpired);
+            }
+            Ok(Ok(session))
+        })
+        .await
+}
+
+/// `HEAD`: where the upload stands.
+pub async fn state(app: &AppState, grant: &UploadGrant) -> Result<UploadState, ApiError> {
+    let _lease = app.sessions.acquire(&grant.upload_id).await?;
+    Ok(match load(app, grant).await? {
+        Ok(session) => UploadState::of(grant, session.as_ref()),
+        Err(size) => complete_state(grant, size),
+    })
+}
+
+fn complete_state(grant: &UploadGrant, size: u64) -> UploadState {
+    UploadState {
+        offset: size,
+        length: Some(size),
+        complete: true,
+        ..UploadState::of(grant, None)
+    }
+}
+
+/// What a creation request declares.
+pub struct Creation {
+    /// `None`: deferred (tus `Upload-Defer-Length: 1`, or an IETF creation without a length).
+    pub length: Option<u64>,
+    pub metadata: Option<String>,
+    /// `tus`, `ietf-6` or `ietf-8`.
+    pub protocol: &'static str,
+}
+
+/// `POST` (tus creation, IETF creation): starts the session, or finds the same one already
+/// started (a client that lost the answer to its creation may send it again).
+pub async fn create(
+    app: &AppState,
+    grant: &UploadGrant,
+    creation: Creation,
+) -> Result<UploadState, ApiError> {
+    let _lease = app.sessions.acquire(&grant.upload_id).await?;
+    start(app, grant, creation).await
+}
+
+async fn start(
+    app: &AppState,
+    grant: &UploadGrant,
+    creation: Creation,
+) -> Result<UploadState, ApiError> {
+    if let Some(length) = creation.length {
+        check_length(grant, length)?;
+    }
+    if creation
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_METADATA)
+    {
+        return Err(ApiError::InvalidField(format!(
+            "Upload-Metadata is longer than {MAX_METADATA} bytes"
+        )));
+    }
+    match load(app, grant).await? {
+        Err(_) => return Err(ApiError::UrlUsed),
+        Ok(Some(session)) => {
+            let same = creation.length.is_none() || creation.length == session.length;
+            return if same {
+                Ok(UploadState::of(grant, Some(&session)))
+            } else {
+                Err(ApiError::UploadInProgress(format!(
+                    "this upload was started with a length of {}; send DELETE to its URL to start \
+                     again with another",
+                    session
+                        .length
+                        .map_or("(deferred)".into(), |n| n.to_string())
+                )))
+            };
+        }
+        Ok(None) => {}
+    }
+    let session = Session {
+        offset: 0,
+        length: creation.length.or(grant.exact.then_some(grant.limit)),
+        protocol: creation.protocol.into(),
+        metadata: creation.metadata,
+        until: grant.resumable_until.unwrap_or(0) * 1000,
+    };
+    let (id, started) = (grant.upload_id.clone(), session.clone());
+    let began = app
+        .db
+        .write(move |conn| Ok::<_, ApiError>(db::uploads::start_session(conn, &id, &started)?))
+        .await?;
+    // A PUT through the sibling URL claims the upload before it reads the row, so either it saw
+    // this session, or this sees its claim.
+    if !began || app.in_flight.contains(&grant.upload_id) {
+        if began {
+            end(app, &grant.upload_id).await?;
+        }
+        return Err(ApiError::UploadInProgress(
+            "a PUT through this upload's other URL is in progress".into(),
+        ));
+    }
+    let storage = app.storage.clone();
+    let id = grant.upload_id.clone();
+    blocking(move || storage.remove_part(&id)).await?;
+    app.sessions
+        .set_hasher(&grant.upload_id, 0, digest::Context::new(&digest::SHA256));
+    log::info!(
+        "resumable upload {} for video {} started ({})",
+        grant.upload_id,
+        grant.video_id,
+        creation.protocol
+    );
+    Ok(UploadState::of(grant, Some(&session)))
+}
+
+fn check_length(grant: &UploadGrant, length: u64) -> Result<(), ApiError> {
+    if length > grant.limit {
+        return Err(crate::domain::uploads::too_large(grant));
+    }
+    if grant.exact && length != grant.limit {
+        return Err(ApiError::InvalidField(format!(
+            "Upload-Length is {length} but this upload URL was signed for a size of exactly {} bytes",
+            grant.limit
+        )));
+    }
+    Ok(())
+}
+
+/// A per-request checksum (tus `Upload-Checksum`).
+pub struct Checksum {
+    pub algorithm: &'static digest::Algorithm,
+    pub name: &'static str,
+    pub expected: Vec<u8>,
+}
+
+/// What one append request declares.
+pub struct Append {
+    /// Where the client says its bytes start.
+    pub offset: u64,
+    /// The whole length, when this request declares it (tus deferred length, IETF
+    /// `Upload-Length`).
+    pub length: Option<u64>,
+    /// IETF `Upload-Complete`: `Some(true)` when this request ends the upload. `None` (tus): the
+    /// upload is complete when its offset reaches its length.
+    pub complete: Option<bool>,
+    pub content_length: Option<u64>,
+    pub checksum: Option<Checksum>,
+    /// Start the session first if none is (an IETF creation with content, a tus creation with
+    /// upload).
+    pub create: Option<Creation>,
+}
+
+/// `PATCH` (and a creation that carries bytes): appends at the durable offset, and completes the
+/// upload when its last byte arrives.
+pub async fn append<S>(
+    app: &AppState,
+    grant: &UploadGrant,
+    request: Append,
+    mut body: S,
+) -> Result<UploadState, ApiError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    let lease = app.sessions.acquire(&grant.upload_id).await?;
+    let session =
+        match request.create {
+            Some(creation) => {
+                start(app, grant, creation).await?;
+                match load(app, grant).await? {
+                    Ok(Some(session)) => session,
+                    _ => return Err(ApiError::UrlUsed),
+                }
+            }
+            None => match load(app, grant).await? {
+                Ok(Some(session)) => session,
+                Ok(None) => return Err(ApiError::NotFound(
+                    "this upload has not been started: send POST (tus: with Upload-Length) to its \
+                     URL first"
+                        .into(),
+                )),
+                // The last answer may have been lost: an empty append at the end replays it.
+                Err(size) if request.offset == size && request.content_length.unwrap_or(0) == 0 => {
+                    return Ok(complete_state(grant, size))
+                }
+                Err(_) => return Err(ApiError::UrlUsed),
+            },
+        };
+    if request.offset != session.offset {
+        return Err(ApiError::OffsetMismatch {
+            expected: session.offset,
+            sent: request.offset,
+        });
+    }
+    // The whole length, from what this request says and what the session knows.
+    let mut length = session.length;
+    let declared = match (request.complete, request.content_length) {
+        (Some(true), Some(n)) => Some(session.offset + n),
+        _ => None,
+    };
+    for said in [request.length, declared].into_iter().flatten() {
+        match length {
+            Some(known) if known != said => {
+                return Err(ApiError::InvalidField(format!(
+                    "the upload's length is {known} bytes but this request says {said}"
+                )))
+            }
+            _ => {
+                check_length(grant, said)?;
+                length = Some(said);
+            }
+        }
+    }
+    let ceiling = length.unwrap_or(grant.limit);
+    if let Some(n) = request.content_length {
+        if session.offset + n > ceiling {
+            return Err(match length {
+                Some(len) => ApiError::TooLarge(format!(
+                    "this request carries {n} bytes from offset {} but the upload is {len} bytes long",
+                    session.offset
+                )),
+                None => crate::domain::uploads::too_large(grant),
+            });
+        }
+        if let Some(cap) = app.settings.max_append_bytes.filter(|cap| n > *cap) {
+            return Err(ApiError::TooLarge(format!(
+                "one request may carry at most {cap} bytes (max_append_bytes); send the upload in \
+                 chunks"
+            )));
+        }
+    }
+
+    // Stream into the part file, on top of the durable offset.
+    let hasher = match app.sessions.hasher(&grant.upload_id, session.offset) {
+        Some(h) => h,
+        None => {
+            let storage = app.storage.clone();
+            let (id, offset) = (grant.upload_id.clone(), session.offset);
+            blocking(move || storage.rehash_part(&id, offset)).await?
+        }
+    };
+    let mut writer = app
+        .storage
+        .append_part(&grant.upload_id, session.offset, hasher)
+        .await
+        .map_err(|e| ApiError::from_io("opening an upload's part file", e))?;
+    let mut check = request
+        .checksum
+        .as_ref()
+        .map(|c| digest::Context::new(c.algorithm));
+    let idle = app.settings.upload_idle_timeout;
+    let stop = lease.held.stop.clone();
+    let mut cut: Option<ApiError> = None;
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => {
+                cut = Some(ApiError::UploadInProgress(
+                    "a newer request on this upload took over; this one stopped".into(),
+                ));
+                break;
+            }
+            next = tokio::time::timeout(idle, body.next()) => next,
+        };
+        let chunk = match next {
+            Err(_) => {
+                cut = Some(ApiError::Timeout(format!(
+                    "no data arrived for {} s; what arrived before is kept, continue from the \
+                     offset HEAD reports",
+                    idle.as_secs()
+                )));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                log::info!(
+                    "resumable upload {} interrupted after {} bytes of a request: {e}",
+                    grant.upload_id,
+                    writer.written()
+                );
+                cut = Some(ApiError::InvalidField(
+                    "the request's body ended early; what arrived is kept, continue from the \
+                     offset HEAD reports"
+                        .into(),
+                ));
+                break;
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if session.offset + writer.written() + chunk.len() as u64 > ceiling {
+            // Nothing of this request is kept: its bytes lie past the recorded offset.
+            writer.abandon().await;
+            return Err(match length {
+                Some(len) => ApiError::TooLarge(format!(
+                    "this request carries more than the {} bytes left of the upload's {len}",
+                    len - session.offset
+                )),
+                None => crate::domain::uploads::too_large(grant),
+            });
+        }
+        if let Some(c) = check.as_mut() {
+            c.update(&chunk);
+        }
+        if let Err(e) = writer.write(chunk).await {
+            writer.abandon().await;
+            return Err(ApiError::from_io("writing an upload's part file", e));
+        }
+    }
+    if let (Some(c), Some(sum)) = (check, &request.checksum) {
+        // An interrupted request cannot be checked, and a mismatched one is not kept: either
+        // way nothing of it is recorded.
+        if cut.is_some() || c.finish().as_ref() != sum.expected.as_slice() {
+            writer.abandon().await;
+            return Err(cut.unwrap_or_else(|| {
+                ApiError::ChecksumMismatch(format!(
+                    "the request's {} checksum does not match its body; nothing of it was kept, \
+                     send it again",
+                    sum.name
+                ))
+            }));
+        }
+    }
+    let appended = writer
+        .finish()
+        .await
+        .map_err(|e| ApiError::from_io("syncing an upload's part file", e))?;
+    let offset = session.offset + appended.written;
+    if appended.written > 0 || length != session.length {
+        let (id, from) = (grant.upload_id.clone(), session.offset);
+        let moved = app
+            .db
+            .write_durable_then(
+                move |conn| {
+                    Ok::<_, ApiError>(db::uploads::advance_session(
+                        conn, &id, from, offset, length,
+                    )?)
+                },
+                Ok,
+            )
+            .await?;
+        if !moved {
+            return Err(ApiError::UploadInProgress(
+                "the upload changed while this request ran (cancelled or completed)".into(),
+            ));
+        }
+    }
+    if let Some(error) = cut {
+        app.sessions
+            .set_hasher(&grant.upload_id, offset, appended.hasher);
+        log::info!(
+            "resumable upload {} kept {} bytes of an interrupted request (now at {offset})",
+            grant.upload_id,
+            appended.written
+        );
+        return Err(error);
+    }
+    let mut state = UploadState::of(
+        grant,
+        Some(&Session {
+            offset,
+            length,
+            ..session
+        }),
+    );
+    let finished = match request.complete {
+        Some(true) => true,
+        Some(false) => false,
+        None => length == Some(offset),
+    };
+    if !finished {
+        app.sessions
+            .set_hasher(&grant.upload_id, offset, appended.hasher);
+        return Ok(state);
+    }
+    if length.is_some_and(|len| len != offset) {
+        return Err(ApiError::InvalidField(format!(
+            "Upload-Complete says this request ends the upload, but it holds {offset} of its {} bytes",
+            length.unwrap_or(0)
+        )));
+    }
+    if grant.exact && offset != grant.limit {
+        return Err(ApiError::InvalidField(format!(
+            "the upload holds {offset} bytes but its URL was signed for exactly {}",
+            grant.limit
+        )));
+    }
+    app.sessions.forget(&grant.upload_id);
+    let sha256 = crate::storage::hex(appended.hasher.finish().as_ref());
+    let meta = publish(
+        app,
+        grant,
+        Storage::part_name(&grant.upload_id),
+        offset,
+        sha256.clone(),
+        (),
+        |()| {},
+    )
+    .await?;
+    state.complete = true;
+    state.length = Some(offset);
+    state.published = Some(Received {
+        size: offset,
+        sha256,
+        public_url: public_url(app, &grant.video_id, &grant.file_name),
+        meta,
+    });
+    Ok(state)
+}
+
+/// `DELETE`: ends the session and removes its bytes; the URL is unspent and may start again.
+pub async fn cancel(app: &AppState, grant: &UploadGrant) -> Result<(), ApiError> {
+    let _lease = app.sessions.acquire(&grant.upload_id).await?;
+    match load(app, grant).await? {
+        Err(_) => Err(ApiError::UrlUsed),
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => {
+            end(app, &grant.upload_id).await?;
+            log::info!("resumable upload {} cancelled", grant.upload_id);
+            Ok(())
+        }
+    }
+}
+
+/// Ends a session: the row first (no offset is reported after this), then the part file.
+async fn end(app: &AppState, upload_id: &str) -> Result<(), ApiError> {
+    let id = upload_id.to_string();
+    app.db
+        .write(move |conn| Ok::<_, ApiError>(db::uploads::end_session(conn, &id)?))
+        .await?;
+    app.sessions.forget(upload_id);
+    let storage = app.storage.clone();
+    let id = upload_id.to_string();
+    blocking(move || storage.remove_part(&id)).await
+}
+
+/// Ends every session whose window has passed; run every few minutes. Returns how many.
+pub async fn sweep(app: &AppState) -> Result<usize, ApiError> {
+    let now = now_ms();
+    let expired = app
+        .db
+        .read(move |conn| Ok::<_, ApiError>(db::uploads::sessions(conn, Some(now))?))
+        .await?;
+    let mut swept = 0;
+    for row in expired {
+        // One still being written to is left to finish its request (it is refused next time).
+        let Some(_lease) = app.sessions.try_acquire(&row.id) else {
+            continue;
+        };
+        end(app, &row.id).await?;
+        swept += 1;
+    }
+    if swept > 0 {
+        log::info!("swept {swept} resumable upload(s) whose window ended");
+    }
+    Ok(swept)
+}
+
+/// At start-up, before serving: sessions whose part file lost bytes a crash took (shorter than
+/// the recorded offset) are ended, as the draft asks, and part files with no session are removed.
+/// Blocking. Returns (sessions ended, files removed).
+pub(crate) fn reconcile(db: &db::Db, storage: &Storage) -> Result<(usize, usize), String> {
+    let sessions = db
+        .blocking(|c| db::uploads::sessions(c, None))
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    let io = |e: std::io::Error| format!("cannot check resumable uploads' part files: {e}");
+    let mut ended = 0;
+    for row in &sessions {
+        let offset = row.session.as_ref().map_or(0, |s| s.offset);
+        let expired = row.session.as_ref().is_some_and(|s| s.until <= now_ms());
+        let len = storage.part_len(&row.id).map_err(io)?;
+        if expired || len.unwrap_or(0) < offset {
+            db.blocking(|c| db::uploads::end_session(c, &row.id))
+                .map_err(|e| format!("cannot update the database: {e}"))?;
+            storage.remove_part(&row.id).map_err(io)?;
+            ended += 1;
+        }
+    }
+    let live: std::collections::HashSet<&str> = sessions.iter().map(|r| r.id.as_str()).collect();
+    let mut removed = 0;
+    for id in storage.part_ids().map_err(io)? {
+        if !live.contains(id.as_str()) {
+            storage.remove_part(&id).map_err(io)?;
+            removed += 1;
+        }
+    }
+    Ok((ended, removed))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal("a resumable upload's file work", e))?
+        .map_err(|e| ApiError::from_io("a resumable upload's part file", e))
+}
+
+/// `Upload-Expires` and friends: the end of the window.
+pub fn until_text(state: &UploadState) -> String {
+    iso8601(state.until)
+}
+
+/// Which uploads have a request running in this process, and each session's running SHA-256.
+#[derive(Default)]
+pub struct Sessions {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    held: Option<Arc<Held>>,
+    /// The whole upload's SHA-256 state at an offset, kept between requests (after a restart it
+    /// is rebuilt from the part file, once).
+    hasher: Option<(u64, digest::Context)>,
+}
+
+struct Held {
+    /// Asks the holder to stop reading and let go.
+    stop: CancellationToken,
+    /// Cancelled when the holder has let go.
+    released: CancellationToken,
+}
+
+/// The right to touch one upload; let go on drop.
+pub(crate) struct Lease<'a> {
+    sessions: &'a Sessions,
+    id: String,
+    held: Arc<Held>,
+}
+
+impl Sessions {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the upload, asking any request holding it to stop first: a client that lost its
+    /// connection and resumes is not locked out by its own dead request. 423 if the holder does
+    /// not let go within `RELEASE_WAIT`.
+    pub(crate) async fn acquire(&self, id: &str) -> Result<Lease<'_>, ApiError> {
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        loop {
+            let holder = match self.try_acquire(id) {
+                Some(lease) => return Ok(lease),
+                None => self.slots().get(id).and_then(|s| s.held.clone()),
+            };
+            if let Some(holder) = holder {
+                holder.stop.cancel();
+                if tokio::time::timeout_at(deadline, holder.released.cancelled())
+                    .await
+                    .is_err()
+                {
+                    return Err(ApiError::UploadLocked);
+                }
+            }
+        }
+    }
+
+    /// Takes the upload if no request holds it.
+    pub(crate) fn try_acquire(&self, id: &str) -> Option<Lease<'_>> {
+        let mut slots = self.slots();
+        let slot = slots.entry(id.to_string()).or_default();
+        if slot.held.is_some() {
+            return None;
+        }
+        let held = Arc::new(Held {
+            stop: CancellationToken::new(),
+            released: CancellationToken::new(),
+        });
+        slot.held = Some(held.clone());
+        Some(Lease {
+            sessions: self,
+            id: id.to_string(),
+            held,
+        })
+    }
+
+    /// The running SHA-256 if it is at `offset`.
+    fn hasher(&self, id: &str, offset: u64) -> Option<digest::Context> {
+        let slots = self.slots();
+        match slots.get(id).and_then(|s| s.hasher.as_ref()) {
+            Some((at, h)) if *at == offset => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    fn set_hasher(&self, id: &str, offset: u64, hasher: digest::Context) {
+        self.slots().entry(id.to_string()).or_default().hasher = Some((offset, hasher));
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(slot) = self.slots().get_mut(id) {
+            slot.hasher = None;
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.sessions.slots();
+        if let Some(slot) = slots.get_mut(&self.id) {
+            if slot
+                .held
+                .as_ref()
+                .is_some_and(|h| Arc::ptr_eq(h, &self.held))
+            {
+                slot.held = None;
+            }
+            if slot.held.is_none() && slot.hasher.is_none() {
+                slots.remove(&self.id);
+            }
+        }
+        self.held.released.cancel();
+    }
+}

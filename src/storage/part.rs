@@ -1,0 +1,199 @@
+//! Resumable uploads' part files: `tmp/resumable/UPLOAD_ID.part`, one per session, on the same
+//! file system as `objects/`, so that completion is the same rename as a PUT's. A request appends
+//! at the session's durable offset (anything past it, left by a crash or a refused chunk, is cut
+//! off first) and syncs before the new offset is recorded; an interrupted request keeps what
+//! reached the disk.
+
+use bytes::Bytes;
+use ring::digest;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::read::MAX_READ;
+use super::write::write_all_vectored;
+use super::Storage;
+
+/// The folder in `tmp/` the start-up sweep leaves alone: sessions outlive restarts.
+pub(crate) const PARTS_DIR: &str = "resumable";
+
+/// Bytes gathered before one hand-off to the writing thread.
+const BATCH: usize = 512 << 10;
+
+impl Storage {
+    /// `resumable/UPLOAD_ID.part`: the name in `tmp/` a publication records.
+    pub(crate) fn part_name(upload_id: &str) -> String {
+        format!("{PARTS_DIR}/{upload_id}.part")
+    }
+
+    /// The part file's length, `None` when there is none. Blocking.
+    pub(crate) fn part_len(&self, upload_id: &str) -> io::Result<Option<u64>> {
+        match fs::metadata(self.tmp.join(Self::part_name(upload_id))) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a part file (gone already is fine). Blocking.
+    pub(crate) fn remove_part(&self, upload_id: &str) -> io::Result<()> {
+        self.remove_temp(&Self::part_name(upload_id))
+    }
+
+    /// The upload ids that have a part file. Blocking.
+    pub(crate) fn part_ids(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.tmp.join(PARTS_DIR))? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".part") {
+                out.push(id.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The SHA-256 state after the first `len` bytes of a part file: after a restart, the one
+    /// time a part is read back. Blocking.
+    pub(crate) fn rehash_part(&self, upload_id: &str, len: u64) -> io::Result<digest::Context> {
+        let file = File::open(self.tmp.join(Self::part_name(upload_id)))?;
+        let mut hasher = digest::Context::new(&digest::SHA256);
+        let mut buf = vec![0u8; MAX_READ];
+        let mut rest = file.take(len);
+        loop {
+            let n = rest.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        if rest.limit() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the part file is shorter than its recorded offset",
+            ));
+        }
+        Ok(hasher)
+    }
+
+    /// Starts appending to a part file at `offset` (created when missing), carrying the whole
+    /// upload's SHA-256 state. The file is opened before the body is read.
+    pub(crate) async fn append_part(
+        &self,
+        upload_id: &str,
+        offset: u64,
+        hasher: digest::Context,
+    ) -> io::Result<PartWriter> {
+        let path = self.tmp.join(Self::part_name(upload_id));
+        let sync = self.sync;
+        let file = tokio::task::spawn_blocking(move || {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)?;
+            // Whatever lies past the durable offset was never acknowledged: drop it.
+            file.set_len(offset)?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok::<_, io::Error>(file)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (tx, rx) = mpsc::channel(2);
+        let task = tokio::task::spawn_blocking(move || append_loop(rx, file, hasher, sync));
+        Ok(PartWriter {
+            tx: Some(tx),
+            task,
+            written: 0,
+            batch: Vec::new(),
+            batched: 0,
+        })
+    }
+}
+
+/// What an append made durable.
+pub(crate) struct Appended {
+    /// Bytes this request added.
+    pub written: u64,
+    /// The whole upload's SHA-256 state after them.
+    pub hasher: digest::Context,
+}
+
+/// The network side of an append. `finish` syncs and reports; dropping it also ends the write
+/// (its bytes stay on disk, unrecorded, and the next append cuts them off).
+pub(crate) struct PartWriter {
+    tx: Option<mpsc::Sender<Vec<Bytes>>>,
+    task: JoinHandle<io::Result<Appended>>,
+    written: u64,
+    batch: Vec<Bytes>,
+    batched: usize,
+}
+
+impl PartWriter {
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.written += chunk.len() as u64;
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= BATCH {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch(&mut self) -> io::Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        let tx = self.tx.as_ref().expect("write after finish");
+        if tx.send(batch).await.is_err() {
+            // The thread ended early, which only an IO error does: finish() reports it.
+            return Err(io::Error::other("the part file's writer stopped"));
+        }
+        Ok(())
+    }
+
+    /// Stops without recording anything, once the thread has stopped writing (so a next append
+    /// never races it). Its bytes lie past the recorded offset and are cut off by the next one.
+    pub(crate) async fn abandon(mut self) {
+        self.batch.clear();
+        self.tx = None;
+        let _ = (&mut self.task).await;
+    }
+
+    /// Writes what is batched, syncs, and returns what is now durable: everything written when
+    /// `Ok`.
+    pub(crate) async fn finish(mut self) -> io::Result<Appended> {
+        if !self.batch.is_empty() {
+            // An error here is the thread's, reported by the join below.
+            let _ = self.send_batch().await;
+        }
+        self.tx = None;
+        (&mut self.task).await.map_err(io::Error::other)?
+    }
+}
+
+fn append_loop(
+    mut rx: mpsc::Receiver<Vec<Bytes>>,
+    mut file: File,
+    mut hasher: digest::Context,
+    sync: bool,
+) -> io::Result<Appended> {
+    let mut written = 0u64;
+    while let Some(batch) = rx.blocking_recv() {
+        write_all_vectored(&mut file, &batch)?;
+        for chunk in &batch {
+            hasher.update(chunk);
+            written += chunk.len() as u64;
+        }
+    }
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(Appended { written, hasher })
+}
