@@ -269,8 +269,7 @@ mod tests {
         for _ in 0..100 {
             if fs::read_dir(dir.path().join("tmp"))
                 .unwrap()
-                .next()
-                .is_none()
+                .all(|e| e.unwrap().file_name() == PARTS_DIR)
             {
                 break;
             }
@@ -278,8 +277,7 @@ mod tests {
         }
         assert!(fs::read_dir(dir.path().join("tmp"))
             .unwrap()
-            .next()
-            .is_none());
+            .all(|e| e.unwrap().file_name() == PARTS_DIR));
         assert_eq!(fs::metadata(&path).unwrap().len(), size);
 
         let (file, meta) = storage.open_object(&key()).unwrap().unwrap();

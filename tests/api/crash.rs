@@ -2,7 +2,7 @@
 //! whole, nothing partial is public, temp files are gone, the database is sound, and the
 //! interrupted URLs still work for a retry.
 
-use crate::helpers::{data_dir_with_token, flare_cli, sample, sha256_hex, Node};
+use crate::helpers::{data_dir_with_token, files_under, flare_cli, sample, sha256_hex, Node};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
@@ -94,11 +94,11 @@ fn a_killed_server_loses_nothing_it_acknowledged_and_shows_nothing_partial() {
         !interrupted.is_empty(),
         "the kill came too late to interrupt anything: {results:?}"
     );
-    let leftovers = std::fs::read_dir(data.join("tmp")).unwrap().count();
+    let leftovers = files_under(&data.join("tmp")).len();
 
     let node = Node::start(&data, &[]);
     assert_eq!(
-        std::fs::read_dir(data.join("tmp")).unwrap().count(),
+        files_under(&data.join("tmp")).len(),
         0,
         "temp files survived the restart"
     );

@@ -1,7 +1,7 @@
 //! Faults from outside: a full disk, a client that stalls mid-body, oversized headers, and a
 //! crowd of connections that send nothing.
 
-use crate::helpers::{sample, sha256_hex, TestApp};
+use crate::helpers::{files_under, sample, sha256_hex, TestApp};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -71,9 +71,7 @@ fn a_full_disk_refuses_with_507_and_keeps_what_was_stored() {
     assert_eq!(res.status, 507, "{}", res.text());
     assert_eq!(res.error_code(), "insufficient-storage");
     // Removed before the answer, so a client retrying at once finds the space free.
-    let left: Vec<_> = std::fs::read_dir(app.data_dir().join("tmp"))
-        .unwrap()
-        .collect();
+    let left = files_under(&app.data_dir().join("tmp"));
     assert!(
         left.is_empty(),
         "the refused upload's temp file outlived the 507"

@@ -198,12 +198,8 @@ impl TestApp {
     /// Files under the data folder's tmp/, waiting (bounded) for removals done off-thread.
     pub fn temp_files_settled(&self) -> Vec<PathBuf> {
         let tmp = self.data_dir().join("tmp");
-        let list = || -> Vec<PathBuf> {
-            std::fs::read_dir(&tmp)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect()
-        };
+        // Files, at any depth: tmp/resumable/ is a folder that is always there.
+        let list = || files_under(&tmp);
         for _ in 0..200 {
             if list().is_empty() {
                 break;

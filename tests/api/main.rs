@@ -15,6 +15,7 @@ mod names;
 mod openapi;
 mod pages;
 mod publication;
+mod resumable;
 mod security;
 mod tokens;
 mod uploads;
