@@ -9,6 +9,7 @@ use crate::db;
 use crate::db::videos::VideoStatus;
 use crate::state::AppState;
 use crate::storage::ObjectKey;
+use crate::storage::Storage;
 use crate::time::now_ms;
 
 /// A temp file untouched this long belongs to no live upload (the idle timeout is far shorter).
@@ -30,6 +31,10 @@ pub enum ProblemKind {
     OrphanFile,
     StaleUpload,
     TempFile,
+    /// A resumable session whose part file lacks bytes its offset counts.
+    PartMissing,
+    /// A part file in `tmp/resumable/` with no session.
+    OrphanPart,
 }
 
 impl std::fmt::Display for ProblemKind {
@@ -283,6 +288,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             app.db
                 .blocking(|c| db::uploads::remove(c, &u.id))
                 .map_err(sql)?;
+            app.storage.remove_part(&u.id).map_err(io)?;
         }
         report.problems.push(problem(
             ProblemKind::StaleUpload,
@@ -292,6 +298,56 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                 "upload URL {} expired unused on {}; repair forgets it",
                 u.id,
                 crate::time::iso8601(u.expires_at)
+            ),
+            opts.repair,
+        ));
+    }
+
+    // Resumable sessions against their part files.
+    let sessions = app
+        .db
+        .blocking(|c| db::uploads::sessions(c, None))
+        .map_err(sql)?;
+    for row in &sessions {
+        let offset = row.session.as_ref().map_or(0, |s| s.offset);
+        let len = app.storage.part_len(&row.id).map_err(io)?;
+        if len.unwrap_or(0) >= offset {
+            continue;
+        }
+        if opts.repair {
+            app.db
+                .blocking(|c| db::uploads::end_session(c, &row.id))
+                .map_err(sql)?;
+            app.storage.remove_part(&row.id).map_err(io)?;
+        }
+        report.problems.push(problem(
+            ProblemKind::PartMissing,
+            Some(&row.video_id),
+            Some(&format!("tmp/{}", Storage::part_name(&row.id))),
+            format!(
+                "resumable upload {} counts {offset} bytes but its part file holds {}; repair ends \
+                 the session (the client starts again from 0, its URL unspent)",
+                row.id,
+                len.map_or("none".into(), |n| format!("{n}"))
+            ),
+            opts.repair,
+        ));
+    }
+    let live: HashSet<&str> = sessions.iter().map(|r| r.id.as_str()).collect();
+    for id in app.storage.part_ids().map_err(io)? {
+        if live.contains(id.as_str()) {
+            continue;
+        }
+        let size = app.storage.part_len(&id).map_err(io)?.unwrap_or(0);
+        if opts.repair {
+            app.storage.remove_part(&id).map_err(io)?;
+        }
+        report.problems.push(problem(
+            ProblemKind::OrphanPart,
+            None,
+            Some(&format!("tmp/{}", Storage::part_name(&id))),
+            format!(
+                "{size} bytes of resumable upload {id}, which has no session; repair removes them"
             ),
             opts.repair,
         ));

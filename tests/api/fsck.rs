@@ -76,6 +76,38 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
         .set_modified(old)
         .unwrap();
 
+    // A resumable session whose part file lost bytes, and a part file with no session.
+    let resumed = app.create_video("resumed.mp4");
+    let p = app.presign(
+        serde_json::json!({ "videoId": resumed, "fileName": "resumed.mp4", "resumable": true }),
+    );
+    let url = app.local(p["resumable"]["url"].as_str().unwrap());
+    let tus = ("Tus-Resumable", "1.0.0");
+    let res = app.send("POST", &url, &[tus, ("Upload-Length", "10")], b"");
+    assert_eq!(res.status, 201);
+    let body = ("Content-Type", "application/offset+octet-stream");
+    let res = app.send(
+        "PATCH",
+        &url,
+        &[tus, body, ("Upload-Offset", "0")],
+        b"01234",
+    );
+    assert_eq!(res.status, 204);
+    let parts = data.join("tmp/resumable");
+    let part = std::fs::read_dir(&parts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::File::options()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    std::fs::write(parts.join("up_nobody.part"), b"no session").unwrap();
+
     let (ok, report) = fsck(&app, &["--verify"]);
     assert!(!ok, "damage went unreported: {report}");
     assert_eq!(
@@ -83,6 +115,8 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
         [
             "missing-file",
             "orphan-file",
+            "orphan-part",
+            "part-missing",
             "sha256-mismatch",
             "size-mismatch",
             "stale-upload",
@@ -97,6 +131,13 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
 
     let (ok, repaired) = fsck(&app, &["--verify", "--repair"]);
     assert!(ok, "{repaired}");
+    // The broken session is ended (its URL unspent, offset 0 again), both part files gone.
+    assert_eq!(
+        crate::helpers::files_under(&parts),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let res = app.send("HEAD", &url, &[tus], b"");
+    assert_eq!((res.status, res.header("upload-offset")), (200, Some("0")));
     assert!(repaired["problems"]
         .as_array()
         .unwrap()
