@@ -288,6 +288,8 @@ pub struct Append {
     /// Start the session first if none is (an IETF creation with content, a tus creation with
     /// upload).
     pub create: Option<Creation>,
+    /// The protocol speaking, should this request start the session.
+    pub protocol: &'static str,
 }
 
 /// `PATCH` (and a creation that carries bytes): appends at the durable offset, and completes the
@@ -302,29 +304,43 @@ where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
 {
     let lease = app.sessions.acquire(&grant.upload_id).await?;
-    let session =
-        match request.create {
-            Some(creation) => {
+    let session = match request.create {
+        Some(creation) => {
+            start(app, grant, creation).await?;
+            match load(app, grant).await? {
+                Ok(Some(session)) => session,
+                _ => return Err(ApiError::UrlUsed),
+            }
+        }
+        None => match load(app, grant).await? {
+            Ok(Some(session)) => session,
+            // A client that knows the URL from presign may skip creation (tus-js-client's
+            // uploadUrl, tuspy's url=): its first append at 0 starts the session.
+            Ok(None) if request.offset == 0 => {
+                let creation = Creation {
+                    length: request.length,
+                    metadata: None,
+                    protocol: request.protocol,
+                };
                 start(app, grant, creation).await?;
                 match load(app, grant).await? {
                     Ok(Some(session)) => session,
                     _ => return Err(ApiError::UrlUsed),
                 }
             }
-            None => match load(app, grant).await? {
-                Ok(Some(session)) => session,
-                Ok(None) => return Err(ApiError::NotFound(
-                    "this upload has not been started: send POST (tus: with Upload-Length) to its \
-                     URL first"
-                        .into(),
-                )),
-                // The last answer may have been lost: an empty append at the end replays it.
-                Err(size) if request.offset == size && request.content_length.unwrap_or(0) == 0 => {
-                    return Ok(complete_state(grant, size))
-                }
-                Err(_) => return Err(ApiError::UrlUsed),
-            },
-        };
+            Ok(None) => {
+                return Err(ApiError::OffsetMismatch {
+                    expected: 0,
+                    sent: request.offset,
+                })
+            }
+            // The last answer may have been lost: an empty append at the end replays it.
+            Err(size) if request.offset == size && request.content_length.unwrap_or(0) == 0 => {
+                return Ok(complete_state(grant, size))
+            }
+            Err(_) => return Err(ApiError::UrlUsed),
+        },
+    };
     if request.offset != session.offset {
         return Err(ApiError::OffsetMismatch {
             expected: session.offset,

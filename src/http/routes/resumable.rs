@@ -202,6 +202,7 @@ async fn serve(
                     content_length,
                     checksum: checksum(headers)?,
                     create: Some(creation),
+                    protocol: protocol.name(),
                 };
                 resumable::append(app, &grant, append, payload).await?
             } else {
@@ -232,6 +233,7 @@ async fn serve(
                     content_length,
                     checksum: None,
                     create: Some(creation),
+                    protocol: protocol.name(),
                 };
                 resumable::append(app, &grant, append, payload).await?
             } else {
@@ -271,6 +273,7 @@ async fn serve(
                 content_length,
                 checksum: checksum(headers)?,
                 create: None,
+                protocol: protocol.name(),
             };
             let state = resumable::append(app, &grant, append, payload).await?;
             Ok(answer(
