@@ -45,6 +45,7 @@
       case "unsupported-file-type": return "This is not a supported video type. Use .mp4, .m4v, .mov, .webm, .mkv or .ogv.";
       case "too-large": return `The file is too large for this server: ${err.message}.`;
       case "url-expired": return "The upload link expired before the upload started. Try again.";
+      case "upload-expired": return "The upload took longer than the server keeps unfinished uploads, and its bytes are gone. Upload the file again.";
       case "insufficient-storage": return "The server's disk is full. Nothing was stored; free some space and try again.";
       case "network": return err.message;
       default: return err.message ? err.message.charAt(0).toUpperCase() + err.message.slice(1) + "." : "Something went wrong.";
@@ -79,7 +80,7 @@
     $("signin").hidden = signedIn;
     $("app").hidden = !signedIn;
     $("sign-out").hidden = !signedIn;
-    if (signedIn) loadLibrary(true);
+    if (signedIn) { loadLibrary(true); showUnfinished(); }
     else $("token").focus();
   }
 
@@ -111,6 +112,7 @@
     token = null;
     $("videos").replaceChildren();
     $("uploads").replaceChildren();
+    $("unfinished").replaceChildren();
     show(false);
   });
 
@@ -120,86 +122,210 @@
   const safeName = (name) =>
     name.replace(/[\/\\\u0000-\u001f\u007f]/g, "_").replace(/\.\.+/g, ".").replace(/^[.\s]+/, "").trim().slice(-200) || "video";
 
+  // Uploads are resumable (tus, through tus-js-client): a dropped network resumes by itself,
+  // and a reload or a closed tab leaves a record here so that picking the same file again (same
+  // name, size and modification time) continues where the server's bytes end.
+  const PENDING_KEY = "flare.uploads";
+  const fingerprint = (file) => `${file.name}|${file.size}|${file.lastModified}`;
+  const pendingAll = () => { try { return JSON.parse(localStorage.getItem(PENDING_KEY)) || {}; } catch (_) { return {}; } };
+  const pendingSave = (all) => localStorage.setItem(PENDING_KEY, JSON.stringify(all));
+  const pendingPut = (fp, rec) => { const all = pendingAll(); all[fp] = rec; pendingSave(all); };
+  const pendingDrop = (fp) => { const all = pendingAll(); delete all[fp]; pendingSave(all); };
+  const running = new Set(); // uploads in progress on this page, for the warning before leaving
+
+  window.addEventListener("beforeunload", (e) => {
+    if (running.size) { e.preventDefault(); e.returnValue = ""; }
+  });
+
   function uploadRow(file) {
     const li = document.createElement("li");
     li.className = "upload";
-    li.innerHTML = `<div class="row"><span class="upload-name"></span><button type="button" class="secondary cancel">Cancel</button></div>
+    li.innerHTML = `<div class="row"><span class="upload-name"></span><span class="upload-buttons"><button type="button" class="secondary retry" hidden>Retry</button><button type="button" class="secondary cancel">Cancel</button></span></div>
       <progress max="100" value="0"></progress>
-      <p class="upload-stats muted"></p><p class="upload-error error" role="alert"></p>`;
+      <p class="upload-stats muted"></p><p class="upload-error error"></p>`;
     li.querySelector(".upload-name").textContent = file.name;
     li.querySelector("progress").setAttribute("aria-label", `Upload of ${file.name}`);
     $("uploads").prepend(li);
     return li;
   }
 
-  async function upload(file) {
+  // A refusal the server will repeat: retrying cannot help (tus-js-client retries the rest).
+  const final = (err) => err.originalResponse && [400, 401, 403, 404, 410, 413, 415].includes(err.originalResponse.getStatus());
+
+  function tusError(err) {
+    const res = err.originalResponse;
+    if (!res) return new ApiError(0, "network", "The connection dropped and did not come back.");
+    let data = null;
+    try { data = JSON.parse(res.getBody()); } catch (_) { /* not JSON */ }
+    const e = data && data.error ? data.error : {};
+    return new ApiError(res.getStatus(), e.code || "http-" + res.getStatus(), e.message || "the server refused the upload");
+  }
+
+  async function upload(file, forVideo) {
+    const fp = fingerprint(file);
+    document.querySelector(`#unfinished li[data-fp="${CSS.escape(fp)}"]`)?.remove();
     const li = uploadRow(file);
     const bar = li.querySelector("progress"), stats = li.querySelector(".upload-stats");
-    const error = li.querySelector(".upload-error"), cancel = li.querySelector(".cancel");
-    let xhr = null, cancelled = false, videoId = null;
-    const fail = (text) => { stats.textContent = ""; error.textContent = text; li.classList.add("failed"); cancel.hidden = true; };
+    const error = li.querySelector(".upload-error"), cancel = li.querySelector(".cancel"), retry = li.querySelector(".retry");
+    let tusUpload = null, cancelled = false, videoId = forVideo || null;
+    const say = (text) => { error.textContent = text; error.setAttribute("role", "alert"); };
+    const fail = (text) => { stats.textContent = ""; say(text); li.classList.add("failed"); cancel.hidden = true; running.delete(li); };
     cancel.addEventListener("click", async () => {
       cancelled = true;
-      if (xhr) xhr.abort();
-      cancel.hidden = true;
+      running.delete(li);
+      cancel.hidden = true; retry.hidden = true;
       stats.textContent = "Cancelled.";
-      if (videoId) await api("DELETE", `/api/video/${videoId}`).catch(() => {});
+      pendingDrop(fp);
+      // DELETE ends the session and removes its bytes; then the record made for this file goes.
+      if (tusUpload) await tusUpload.abort(true).catch(() => {});
+      if (videoId && !forVideo) await api("DELETE", `/api/video/${videoId}`).catch(() => {});
+      loadLibrary(true);
     });
     if (file.size === 0) return fail("This file is empty.");
     const name = safeName(file.name);
+    running.add(li);
     try {
       stats.textContent = "Preparing…";
-      const created = await api("POST", "/api/video/create", { fileName: name, title: file.name.replace(/\.[^.]+$/, "") || name });
-      videoId = created.video.id;
-      const p = await api("POST", "/api/video/upload/presign", { videoId, fileName: name, size: file.size });
+      let rec = pendingAll()[fp];
+      if (rec && forVideo && rec.videoId !== forVideo) rec = null;
+      if (rec) {
+        // The same file as an upload a reload or a closed tab interrupted: continue it.
+        const head = await fetch(rec.url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => null);
+        if (!head || !head.ok) { pendingDrop(fp); rec = null; }
+        else stats.textContent = `Resuming from ${fmtBytes(Number(head.headers.get("Upload-Offset")))}…`;
+      }
+      if (!rec) {
+        if (!videoId) {
+          const created = await api("POST", "/api/video/create", { fileName: name, title: file.name.replace(/\.[^.]+$/, "") || name });
+          videoId = created.video.id;
+        }
+        const p = await api("POST", "/api/video/upload/presign", { videoId, fileName: name, size: file.size, resumable: true, expiresIn: 86400 });
+        rec = { videoId, name: file.name, size: file.size, url: p.resumable.url, chunkSize: p.resumable.chunkSize, until: p.resumable.expiresAt, made: !forVideo };
+        pendingPut(fp, rec);
+      }
+      videoId = rec.videoId;
       if (cancelled) return;
       const started = performance.now();
-      let speed = 0, lastT = started, lastB = 0;
-      const result = await new Promise((resolve, reject) => {
-        xhr = new XMLHttpRequest();
-        xhr.open("PUT", p.uploadUrl);
-        xhr.setRequestHeader("Content-Type", p.headers["Content-Type"]);
-        xhr.upload.onprogress = (e) => {
-          const now = performance.now();
-          if (now - lastT > 250 || e.loaded === e.total) {
-            const inst = ((e.loaded - lastB) * 1000) / Math.max(1, now - lastT);
-            speed = speed ? speed * 0.7 + inst * 0.3 : inst;
-            lastT = now; lastB = e.loaded;
-          }
-          const pct = e.total ? Math.floor((e.loaded / e.total) * 100) : 0;
-          bar.value = pct;
-          stats.textContent = `${fmtBytes(e.loaded)} of ${fmtBytes(e.total)} · ${pct} % · ${fmtBytes(speed)}/s · ${fmtTime((e.total - e.loaded) / speed)} left`;
-        };
-        xhr.onload = () => {
-          let data = null;
-          try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-          if (xhr.status === 200 && data && data.success) resolve(data);
-          else reject(new ApiError(xhr.status, data && data.error ? data.error.code : "http-" + xhr.status, data && data.error ? data.error.message : xhr.statusText));
-        };
-        xhr.onerror = () => reject(new ApiError(0, "network", "The connection dropped during the upload. Nothing was stored; try again."));
-        xhr.onabort = () => reject(new ApiError(0, "cancelled", "Cancelled."));
-        xhr.send(file); // The File itself: the browser streams it from disk.
-      });
+      let speed = 0, lastT = started, lastB = null;
+      await new Promise((resolve, reject) => {
+        tusUpload = new tus.Upload(file, {
+          uploadUrl: rec.url,
+          chunkSize: rec.chunkSize,
+          retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000],
+          storeFingerprintForResuming: false, // this page keeps its own records (PENDING_KEY)
+          onShouldRetry: (err) => !final(err),
+          onProgress: (sent, total) => {
+            const now = performance.now();
+            if (lastB === null) { lastB = sent; lastT = now; }
+            if (now - lastT > 250 || sent === total) {
+              const inst = ((sent - lastB) * 1000) / Math.max(1, now - lastT);
+              speed = speed ? speed * 0.7 + inst * 0.3 : inst;
+              lastT = now; lastB = sent;
+            }
+            const pct = total ? Math.floor((sent / total) * 100) : 0;
+            bar.value = pct;
+            if (navigator.onLine) error.textContent = "";
+            stats.textContent = `${fmtBytes(sent)} of ${fmtBytes(total)} · ${pct} % · ${fmtBytes(speed)}/s · ${fmtTime((total - sent) / speed)} left`;
+          },
+          onError: reject,
+          onSuccess: resolve,
+        });
+        // Offline: say so, and go on by itself when the network is back.
+        tusUpload._flareOffline = () => { if (!cancelled) { say("The network is gone. The upload continues when it is back."); } };
+        window.addEventListener("offline", tusUpload._flareOffline);
+        window.addEventListener("online", () => { if (!cancelled && running.has(li)) error.textContent = ""; });
+        tusUpload.start();
+      }).finally(() => window.removeEventListener("offline", tusUpload._flareOffline));
+      pendingDrop(fp);
+      running.delete(li);
       bar.value = 100;
       const secs = (performance.now() - started) / 1000;
-      stats.textContent = `Done · ${fmtBytes(result.size)} in ${fmtTime(secs)} · 100 %`;
+      stats.textContent = `Done · ${fmtBytes(file.size)} in ${fmtTime(secs)} · 100 %`;
       li.classList.add("done");
       cancel.hidden = true;
       loadLibrary(true);
-    } catch (err) {
-      if (cancelled || err.code === "cancelled") return;
+    } catch (raw) {
+      if (cancelled) return;
+      const err = raw instanceof ApiError ? raw : tusError(raw);
+      if (err.code === "network" && !navigator.onLine) {
+        // Offline for longer than the retries: go on by itself once the network is back.
+        stats.textContent = "";
+        say("The network is gone. The upload continues when it is back; what was sent is kept.");
+        running.delete(li);
+        window.addEventListener("online", () => { if (!cancelled) { li.remove(); upload(file, forVideo); } }, { once: true });
+        return;
+      }
+      if (err.code === "network" || err.status >= 500 || err.status === 423 || err.status === 409) {
+        // Kept: the bytes the server holds stay, and Retry (or the same file later) continues.
+        stats.textContent = "";
+        say(`${explain(err)} What was sent is kept: press Retry, or pick the same file again later.`);
+        retry.hidden = false;
+        retry.onclick = () => { li.remove(); upload(file, forVideo); };
+        running.delete(li);
+        return;
+      }
+      pendingDrop(fp);
       // The record made for this file goes first, so no refusal is shown while it still exists.
-      if (videoId) await api("DELETE", `/api/video/${videoId}`).catch(() => {});
+      if (videoId && !forVideo) await api("DELETE", `/api/video/${videoId}`).catch(() => {});
       fail(explain(err));
     }
   }
 
+  // Uploads a reload or a closed tab interrupted, from this browser's records.
+  async function showUnfinished() {
+    const list = $("unfinished");
+    list.replaceChildren();
+    for (const [fp, rec] of Object.entries(pendingAll())) {
+      const li = document.createElement("li");
+      li.className = "upload unfinished";
+      li.dataset.fp = fp;
+      li.innerHTML = `<div class="row"><span class="upload-name"></span><span class="upload-buttons"><button type="button" class="secondary resume">Resume</button><button type="button" class="secondary discard">Delete</button></span></div>
+        <progress max="100" value="0"></progress><p class="upload-stats muted"></p>`;
+      li.querySelector(".upload-name").textContent = rec.name;
+      li.querySelector("progress").setAttribute("aria-label", `Unfinished upload of ${rec.name}`);
+      const stats = li.querySelector(".upload-stats");
+      list.append(li);
+      const head = await fetch(rec.url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => null);
+      if (head && head.ok) {
+        const offset = Number(head.headers.get("Upload-Offset"));
+        li.querySelector("progress").value = Math.floor((offset / rec.size) * 100);
+        stats.textContent = `Interrupted at ${fmtBytes(offset)} of ${fmtBytes(rec.size)}. Pick the same file to resume, or delete it.`;
+      } else {
+        li.querySelector(".resume").hidden = true;
+        stats.textContent = "Interrupted, and the server no longer holds its bytes (its time ran out). Delete it, or upload the file again.";
+      }
+      li.querySelector(".resume").addEventListener("click", () => { resumeTarget = fp; files.click(); });
+      li.querySelector(".discard").addEventListener("click", async () => {
+        pendingDrop(fp);
+        li.remove();
+        await fetch(rec.url, { method: "DELETE", headers: { "Tus-Resumable": "1.0.0" } }).catch(() => {});
+        if (rec.made) await api("DELETE", `/api/video/${rec.videoId}`).catch(() => {});
+        loadLibrary(true);
+      });
+    }
+  }
+
+  let resumeTarget = null, finishTarget = null;
   const files = $("files"), drop = $("drop");
-  files.addEventListener("change", () => { [...files.files].forEach(upload); files.value = ""; });
+  files.addEventListener("change", () => {
+    const picked = [...files.files];
+    files.value = "";
+    if (resumeTarget && picked.length === 1 && fingerprint(picked[0]) !== resumeTarget) {
+      toast("That is not the same file (name, size and date must match). It is uploaded as a new video.");
+    }
+    resumeTarget = null;
+    picked.forEach((f) => upload(f));
+  });
+  $("finish-file").addEventListener("change", (e) => {
+    const [file] = e.target.files;
+    e.target.value = "";
+    if (file && finishTarget) upload(file, finishTarget);
+    finishTarget = null;
+  });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); files.click(); } });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); [...e.dataTransfer.files].forEach(upload); });
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); [...e.dataTransfer.files].forEach((f) => upload(f)); });
 
   // ---- Library ----
 
@@ -217,6 +343,7 @@
     }
   }
   $("more").addEventListener("click", () => loadLibrary(false));
+  window.addEventListener("online", () => { if (token) loadLibrary(true); });
   $("refresh").addEventListener("click", () => loadLibrary(true));
 
   const links = (v) => {
@@ -239,6 +366,9 @@
     li.querySelector(".locked").hidden = !v.passwordProtected;
     li.querySelector(".video-meta").textContent = `${fmtBytes(v.size)} · ${fmtDate(v.createdAt)} · ${v.id}`;
     li.querySelector('[data-action="copy-public"]').disabled = !v.publicUrl;
+    // A pending video with no upload running here: say so, and offer to finish it.
+    const uploading = Object.values(pendingAll()).some((r) => r.videoId === v.id);
+    li.querySelector(".pending-note").hidden = v.status !== "pending" || uploading;
     li.video = v;
   }
 
@@ -292,6 +422,7 @@
       if (action === "copy-public") await copy(l.public, "File link");
       else if (action === "copy-watch") await copy(l.watch, "Watch link");
       else if (action === "copy-embed") await copy(l.embed, "Embed code");
+      else if (action === "finish") { finishTarget = v.id; $("finish-file").click(); }
       else if (action === "rename") {
         $("rename-input").value = v.title || "";
         await ask($("rename-dialog"), async () => {

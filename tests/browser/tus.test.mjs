@@ -170,3 +170,12 @@ test("tus-js-client: parallelUploads (concatenation) is refused clearly", async 
     (e) => { assert.match(String(e), /400|Upload-Concat|concatenat/i); return true; },
   );
 });
+
+test("the web app's vendored tus-js-client is the npm package's dist/tus.min.js, byte for byte", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { createRequire } = await import("node:module");
+  const dist = join(dirname(createRequire(import.meta.url).resolve("tus-js-client/package.json")), "dist/tus.min.js");
+  const res = await fetch(`${base}/static/tus.min.js`);
+  assert.equal(res.status, 200);
+  assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(readFileSync(dist)));
+});
