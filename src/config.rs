@@ -62,7 +62,15 @@ const ENV_VARS: &[(&str, &str)] = &[
 ];
 
 /// `FLARE_*` variables that are not settings but are read elsewhere.
-const OTHER_VARS: &[&str] = &["FLARE_CONFIG", "FLARE_DATA_DIR", "FLARE_FAULTS"];
+const OTHER_VARS: &[&str] = &[
+    "FLARE_CONFIG",
+    "FLARE_DATA_DIR",
+    "FLARE_FAULTS",
+    // `flare upload`'s.
+    "FLARE_SERVER",
+    "FLARE_TOKEN",
+    "FLARE_UPLOAD_STATE",
+];
 
 /// The `FLARE_*` variables in `names` that flare does not know: most likely typos, said as a
 /// warning at start (an unknown key in flare.toml is an error; the environment is shared with

@@ -45,6 +45,16 @@ fn run(cli: Cli) -> Result<bool, String> {
             .map(|()| true),
         Command::Token(cmd) => admin::token(&settings, cmd).map(|()| true),
         Command::Video(cmd) => admin::video(settings, cmd).map(|()| true),
+        Command::Upload(cmd) => flare::cli::upload::run(flare::cli::upload::UploadArgs {
+            expires_in: cmd.expires_in,
+            files: cmd.files,
+            server: cmd.server,
+            token: cmd.token,
+            title: cmd.title,
+            chunk_size: cmd.chunk_size,
+            json: cmd.json,
+        })
+        .map(|()| true),
         Command::Fsck {
             verify,
             repair,

@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod fsck;
+pub mod upload;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub enum Command {
     /// List, show and delete videos (works while a server runs).
     #[command(subcommand)]
     Video(VideoCommand),
+    /// Upload video files to a flare server, resumably: an interrupted upload continues when
+    /// the same command is run again. Prints each file's public URL.
+    Upload(UploadCommand),
     /// Compare the database with the files; exit 1 when something is wrong.
     Fsck {
         /// Re-hash every object and compare it with its recorded sha256.
@@ -50,6 +54,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UploadCommand {
+    /// The video files to upload, one video each.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The server's URL, e.g. http://192.168.1.20:8080.
+    #[arg(long, env = "FLARE_SERVER", value_name = "URL")]
+    pub server: String,
+    /// A token with the uploads:write and videos:write scopes (better in FLARE_TOKEN than on the
+    /// command line, where other users can see it).
+    #[arg(
+        long,
+        env = "FLARE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: String,
+    /// The video's title [default: the file name without its extension].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Bytes per request [default: the server's chunkSize, 50 MiB unless it caps requests].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: Option<u64>,
+    /// How long the upload may take to start, such as 3600, 45m or 12h [default: the server's
+    /// upload_url_ttl]. Once started it may go on for the server's resumable_window.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    /// Print a JSON object per file (videoId, publicUrl, size, sha256) instead of the URL.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

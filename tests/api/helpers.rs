@@ -382,9 +382,15 @@ pub struct Node {
 
 impl Node {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        Node::start_on(data_dir, 0, env)
+    }
+
+    /// On a given port (0: any), so that a restarted server keeps its URLs.
+    pub fn start_on(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Node {
         use std::io::BufRead;
+        let listen = format!("127.0.0.1:{port}");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", &listen])
             .env("FLARE_DATA_DIR", data_dir)
             .env("FLARE_LOG_LEVEL", "info")
             .env_remove("FLARE_CONFIG")

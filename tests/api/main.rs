@@ -18,5 +18,6 @@ mod publication;
 mod resumable;
 mod security;
 mod tokens;
+mod upload_cli;
 mod uploads;
 mod videos;
