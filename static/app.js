@@ -199,7 +199,7 @@
           const created = await api("POST", "/api/video/create", { fileName: name, title: file.name.replace(/\.[^.]+$/, "") || name });
           videoId = created.video.id;
         }
-        const p = await api("POST", "/api/video/upload/presign", { videoId, fileName: name, size: file.size, resumable: true, expiresIn: 86400 });
+        const p = await api("POST", "/api/video/upload/presign", { videoId, fileName: name, size: file.size, resumable: true });
         rec = { videoId, name: file.name, size: file.size, url: p.resumable.url, chunkSize: p.resumable.chunkSize, until: p.resumable.expiresAt, made: !forVideo };
         pendingPut(fp, rec);
       }

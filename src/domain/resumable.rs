@@ -34,6 +34,10 @@ use crate::time::{iso8601, now_ms};
 
 /// How long a request waits for the one holding its upload to let go before answering 423.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// Within one long request, bytes are made durable and recorded every this many: a server
+/// killed mid-request loses at most this much of it (tus-js-client and Uppy send a whole file
+/// in one request unless told otherwise).
+const CHECKPOINT: u64 = 32 << 20;
 /// The most `Upload-Metadata` kept (it is echoed on every HEAD).
 const MAX_METADATA: usize = 4096;
 
@@ -406,6 +410,8 @@ where
     let idle = app.settings.upload_idle_timeout;
     let stop = lease.held.stop.clone();
     let mut cut: Option<ApiError> = None;
+    // The offset the row holds: the session's, then each checkpoint's.
+    let mut committed = session.offset;
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => {
@@ -442,7 +448,7 @@ where
             Ok(Some(Ok(chunk))) => chunk,
         };
         if session.offset + writer.written() + chunk.len() as u64 > ceiling {
-            // Nothing of this request is kept: its bytes lie past the recorded offset.
+            // Nothing of this request past its last checkpoint is kept.
             writer.abandon().await;
             return Err(match length {
                 Some(len) => ApiError::TooLarge(format!(
@@ -458,6 +464,20 @@ where
         if let Err(e) = writer.write(chunk).await {
             writer.abandon().await;
             return Err(ApiError::from_io("writing an upload's part file", e));
+        }
+        // A checksummed request keeps nothing unless all of it verifies: no checkpoints.
+        if check.is_none() && session.offset + writer.written() - committed >= CHECKPOINT {
+            let done = match writer.checkpoint().await {
+                Ok(done) => done,
+                Err(e) => {
+                    writer.abandon().await;
+                    return Err(ApiError::from_io("syncing an upload's part file", e));
+                }
+            };
+            let to = session.offset + done.written;
+            advance(app, &grant.upload_id, committed, to, None).await?;
+            committed = to;
+            app.sessions.set_hasher(&grant.upload_id, to, done.hasher);
         }
     }
     if let (Some(c), Some(sum)) = (check, &request.checksum) {
@@ -479,24 +499,8 @@ where
         .await
         .map_err(|e| ApiError::from_io("syncing an upload's part file", e))?;
     let offset = session.offset + appended.written;
-    if appended.written > 0 || length != session.length {
-        let (id, from) = (grant.upload_id.clone(), session.offset);
-        let moved = app
-            .db
-            .write_durable_then(
-                move |conn| {
-                    Ok::<_, ApiError>(db::uploads::advance_session(
-                        conn, &id, from, offset, length,
-                    )?)
-                },
-                Ok,
-            )
-            .await?;
-        if !moved {
-            return Err(ApiError::UploadInProgress(
-                "the upload changed while this request ran (cancelled or completed)".into(),
-            ));
-        }
+    if offset != committed || length != session.length {
+        advance(app, &grant.upload_id, committed, offset, length).await?;
     }
     if let Some(error) = cut {
         app.sessions
@@ -559,6 +563,34 @@ where
         meta,
     });
     Ok(state)
+}
+
+/// Records bytes made durable (`from` → `to`), in a durable write: an offset reported is one a
+/// power cut keeps.
+async fn advance(
+    app: &AppState,
+    upload_id: &str,
+    from: u64,
+    to: u64,
+    length: Option<u64>,
+) -> Result<(), ApiError> {
+    let id = upload_id.to_string();
+    let moved = app
+        .db
+        .write_durable_then(
+            move |conn| {
+                Ok::<_, ApiError>(db::uploads::advance_session(conn, &id, from, to, length)?)
+            },
+            Ok,
+        )
+        .await?;
+    if moved {
+        Ok(())
+    } else {
+        Err(ApiError::UploadInProgress(
+            "the upload changed while this request ran (cancelled or completed)".into(),
+        ))
+    }
 }
 
 /// `DELETE`: ends the session and removes its bytes; the URL is unspent and may start again.

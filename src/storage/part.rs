@@ -9,18 +9,15 @@ use ring::digest;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::read::MAX_READ;
-use super::write::write_all_vectored;
+use super::write::{write_all_vectored, Gather};
 use super::Storage;
 
 /// The folder in `tmp/` the start-up sweep leaves alone: sessions outlive restarts.
 pub(crate) const PARTS_DIR: &str = "resumable";
-
-/// Bytes gathered before one hand-off to the writing thread.
-const BATCH: usize = 512 << 10;
 
 impl Storage {
     /// `resumable/UPLOAD_ID.part`: the name in `tmp/` a publication records.
@@ -107,9 +104,7 @@ impl Storage {
         Ok(PartWriter {
             tx: Some(tx),
             task,
-            written: 0,
-            batch: Vec::new(),
-            batched: 0,
+            gather: Gather::default(),
         })
     }
 }
@@ -122,46 +117,62 @@ pub(crate) struct Appended {
     pub hasher: digest::Context,
 }
 
+enum Msg {
+    Data(Vec<Bytes>),
+    /// Sync what is written and report it, with the digest state after it.
+    Checkpoint(oneshot::Sender<io::Result<Appended>>),
+}
+
 /// The network side of an append. `finish` syncs and reports; dropping it also ends the write
 /// (its bytes stay on disk, unrecorded, and the next append cuts them off).
 pub(crate) struct PartWriter {
-    tx: Option<mpsc::Sender<Vec<Bytes>>>,
+    tx: Option<mpsc::Sender<Msg>>,
     task: JoinHandle<io::Result<Appended>>,
-    written: u64,
-    batch: Vec<Bytes>,
-    batched: usize,
+    gather: Gather,
 }
 
 impl PartWriter {
     pub(crate) fn written(&self) -> u64 {
-        self.written
+        self.gather.written()
     }
 
     pub(crate) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.written += chunk.len() as u64;
-        self.batched += chunk.len();
-        self.batch.push(chunk);
-        if self.batched >= BATCH {
-            self.send_batch().await?;
+        match self.gather.push(chunk) {
+            Some(batch) => self.send_batch(batch).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    async fn send_batch(&mut self) -> io::Result<()> {
-        let batch = std::mem::take(&mut self.batch);
-        self.batched = 0;
+    async fn send_batch(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
         let tx = self.tx.as_ref().expect("write after finish");
-        if tx.send(batch).await.is_err() {
+        if tx.send(Msg::Data(batch)).await.is_err() {
             // The thread ended early, which only an IO error does: finish() reports it.
             return Err(io::Error::other("the part file's writer stopped"));
         }
         Ok(())
     }
 
+    /// Makes what was written so far durable and says how much it is (this request's bytes)
+    /// and the digest state after it, so that it can be recorded while the request goes on.
+    pub(crate) async fn checkpoint(&mut self) -> io::Result<Appended> {
+        let rest = self.gather.rest();
+        if !rest.is_empty() {
+            self.send_batch(rest).await?;
+        }
+        let (reply, answer) = oneshot::channel();
+        let tx = self.tx.as_ref().expect("checkpoint after finish");
+        if tx.send(Msg::Checkpoint(reply)).await.is_err() {
+            return Err(io::Error::other("the part file's writer stopped"));
+        }
+        answer
+            .await
+            .map_err(|_| io::Error::other("the part file's writer stopped"))?
+    }
+
     /// Stops without recording anything, once the thread has stopped writing (so a next append
     /// never races it). Its bytes lie past the recorded offset and are cut off by the next one.
     pub(crate) async fn abandon(mut self) {
-        self.batch.clear();
+        self.gather.rest();
         self.tx = None;
         let _ = (&mut self.task).await;
     }
@@ -169,9 +180,10 @@ impl PartWriter {
     /// Writes what is batched, syncs, and returns what is now durable: everything written when
     /// `Ok`.
     pub(crate) async fn finish(mut self) -> io::Result<Appended> {
-        if !self.batch.is_empty() {
+        let rest = self.gather.rest();
+        if !rest.is_empty() {
             // An error here is the thread's, reported by the join below.
-            let _ = self.send_batch().await;
+            let _ = self.send_batch(rest).await;
         }
         self.tx = None;
         (&mut self.task).await.map_err(io::Error::other)?
@@ -179,17 +191,28 @@ impl PartWriter {
 }
 
 fn append_loop(
-    mut rx: mpsc::Receiver<Vec<Bytes>>,
+    mut rx: mpsc::Receiver<Msg>,
     mut file: File,
     mut hasher: digest::Context,
     sync: bool,
 ) -> io::Result<Appended> {
     let mut written = 0u64;
-    while let Some(batch) = rx.blocking_recv() {
-        write_all_vectored(&mut file, &batch)?;
-        for chunk in &batch {
-            hasher.update(chunk);
-            written += chunk.len() as u64;
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Msg::Data(batch) => {
+                write_all_vectored(&mut file, &batch)?;
+                for chunk in &batch {
+                    hasher.update(chunk);
+                    written += chunk.len() as u64;
+                }
+            }
+            Msg::Checkpoint(reply) => {
+                let synced = if sync { file.sync_data() } else { Ok(()) };
+                let _ = reply.send(synced.map(|()| Appended {
+                    written,
+                    hasher: hasher.clone(),
+                }));
+            }
         }
     }
     if sync {

@@ -44,9 +44,7 @@ impl Storage {
         Ok(ObjectWriter {
             tx: Some(tx),
             task: Some(task),
-            written: 0,
-            batch: Vec::with_capacity(64),
-            batched: 0,
+            gather: Gather::default(),
         })
     }
 }
@@ -62,29 +60,52 @@ enum Msg {
 pub struct ObjectWriter {
     tx: Option<mpsc::Sender<Msg>>,
     task: Option<JoinHandle<io::Result<Staged>>>,
+    gather: Gather,
+}
+
+/// Chunks gathered from the network until about `WRITE_BATCH` bytes, for one hand-off to a
+/// writer thread: shared by the PUT's writer and the resumable part files'.
+#[derive(Default)]
+pub(super) struct Gather {
     written: u64,
     batch: Vec<Bytes>,
     batched: usize,
 }
 
-impl ObjectWriter {
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+impl Gather {
+    /// Adds a chunk; a full batch comes back, to be sent.
+    pub(super) fn push(&mut self, chunk: Bytes) -> Option<Vec<Bytes>> {
         self.written += chunk.len() as u64;
         self.batched += chunk.len();
         self.batch.push(chunk);
-        if self.batched >= WRITE_BATCH {
-            self.send_batch().await?;
-        }
-        Ok(())
+        (self.batched >= WRITE_BATCH).then(|| self.rest())
     }
 
-    async fn send_batch(&mut self) -> io::Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+    /// What is gathered, however little.
+    pub(super) fn rest(&mut self) -> Vec<Bytes> {
         self.batched = 0;
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Bytes pushed so far.
+    pub(super) fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl ObjectWriter {
+    pub fn written(&self) -> u64 {
+        self.gather.written()
+    }
+
+    pub async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        match self.gather.push(chunk) {
+            Some(batch) => self.send_batch(batch).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send_batch(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
         let tx = self.tx.as_ref().expect("write after finish");
         if tx.send(Msg::Data(batch)).await.is_err() {
             // The writer thread stopped early, which only happens on an IO error: report it.
@@ -99,8 +120,9 @@ impl ObjectWriter {
 
     /// Flushes, syncs (unless turned off) and returns the staged file with its size and digest.
     pub async fn finish(mut self) -> io::Result<Staged> {
-        if !self.batch.is_empty() {
-            self.send_batch().await?;
+        let rest = self.gather.rest();
+        if !rest.is_empty() {
+            self.send_batch(rest).await?;
         }
         let tx = self.tx.take().expect("finish twice");
         // A failed send means the thread already ended; join() reports why.

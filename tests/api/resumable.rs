@@ -527,15 +527,20 @@ fn ietf_optimistic_creation_with_the_whole_body() {
     );
 }
 
+/// A tus PATCH's request head, for tests that send its body by hand.
+fn patch_head(url: &str, offset: usize, length: usize) -> String {
+    format!(
+        "PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+}
+
 /// Sends a PATCH head and part of its body, then drops the connection.
 fn cut_patch(port: u16, url: &str, offset: usize, declared: usize, sent: &[u8]) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
-         Content-Length: {declared}\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(patch_head(url, offset, declared).as_bytes())
+        .unwrap();
     s.write_all(sent).unwrap();
     s.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -578,13 +583,9 @@ fn a_new_request_takes_over_from_a_stalled_one() {
     assert_eq!(create(&app, &url, data.len()).status, 201);
     // A PATCH that sends half and then stalls, its connection open.
     let mut stalled = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
-    let head_text = format!(
-        "PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
-         Content-Length: {}\r\n\r\n",
-        data.len()
-    );
-    stalled.write_all(head_text.as_bytes()).unwrap();
+    stalled
+        .write_all(patch_head(&url, 0, data.len()).as_bytes())
+        .unwrap();
     stalled.write_all(&data[..1 << 19]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let started = std::time::Instant::now();
@@ -630,14 +631,8 @@ fn a_killed_server_resumes_from_what_was_durable() {
     assert_eq!(res.status, 204);
     // Mid-request: kill -9.
     let mut s = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
-    let head_text = format!(
-        "PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {}\r\n\
-         Content-Length: {}\r\n\r\n",
-        2 << 20,
-        data.len() - (2 << 20)
-    );
-    s.write_all(head_text.as_bytes()).unwrap();
+    s.write_all(patch_head(&url, 2 << 20, data.len() - (2 << 20)).as_bytes())
+        .unwrap();
     s.write_all(&data[2 << 20..3 << 20]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     node.kill_quietly();
@@ -666,4 +661,66 @@ fn a_killed_server_resumes_from_what_was_durable() {
         b"",
     );
     assert_eq!(video.json()["video"]["sha256"], json!(sha256_hex(&data)));
+}
+
+#[test]
+fn one_long_request_cut_by_kill_9_keeps_its_checkpoints() {
+    // tus-js-client and Uppy send a whole file in one PATCH by default: a crash must not cost
+    // all of it.
+    let (_dir, data_dir, token) = data_dir_with_token("checkpoints");
+    let auth = format!("Bearer {token}");
+    let mut node = Node::start(&data_dir, &[]);
+    let id = node.create_video(&auth, "rec.mp4");
+    let res = node.send(
+        "POST",
+        "/api/video/upload/presign",
+        &[("Authorization", &auth)],
+        json!({ "videoId": id, "fileName": "rec.mp4", "resumable": true })
+            .to_string()
+            .as_bytes(),
+    );
+    let url = res.json()["resumable"]["url"].as_str().unwrap().to_string();
+    let url = format!("/{}", url.splitn(4, '/').nth(3).unwrap());
+    let data = sample(100 << 20);
+    let len = data.len().to_string();
+    assert_eq!(
+        node.send("POST", &url, &[TUS, ("Upload-Length", &len)], b"")
+            .status,
+        201
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    s.write_all(patch_head(&url, 0, data.len()).as_bytes())
+        .unwrap();
+    s.write_all(&data[..80 << 20]).unwrap();
+    let part = || files_under(&data_dir.join("tmp/resumable"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while part()
+        .first()
+        .map_or(0, |p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        < 70 << 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bytes never reached the disk"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.kill_quietly();
+    drop(s);
+    let node = Node::start(&data_dir, &[]);
+    let h = node.send("HEAD", &url, &[TUS], b"");
+    let offset: usize = h.header("upload-offset").unwrap().parse().unwrap();
+    assert!(
+        offset >= 32 << 20,
+        "a SIGKILL cost the whole request: {offset} bytes kept of 70 MiB written"
+    );
+    let res = node.send(
+        "PATCH",
+        &url,
+        &[TUS, TUS_BODY, ("Upload-Offset", &offset.to_string())],
+        &data[offset..],
+    );
+    assert_eq!(res.status, 204, "{}", res.text());
+    let got = node.send("GET", &format!("/media/{id}/composite/rec.mp4"), &[], b"");
+    assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
 }
