@@ -276,6 +276,9 @@ test("uploads resume: a dropped network by itself, a reload when the same file i
     assert.ok(kept >= Math.min(atReload, 20) - 5 && kept > 0, `kept ${kept} % of the ${atReload} % sent`);
     // The library says the video has no file yet, without offering it as abandoned.
     await page.screenshot({ path: join(shots, "15-reload-offers-resume.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(shots, "15b-reload-offers-resume-phone.png"), fullPage: true });
+    await page.setViewportSize({ width: 1100, height: 900 });
     let firstOffset = null;
     page.on("request", (r) => { if (r.method() === "PATCH" && firstOffset === null) firstOffset = Number(r.headers()["upload-offset"]); });
     await page.setInputFiles("#files", big);

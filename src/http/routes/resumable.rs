@@ -87,15 +87,9 @@ pub async fn handle(
     let carries_body = !matches!(req.method().as_str(), "HEAD" | "GET" | "DELETE");
     let answer = match protocol {
         Some(protocol) => {
-            let app = app.clone();
-            let req2 = req.clone();
-            // Run detached from the connection: when the client vanishes mid-body, the append
-            // still records the bytes that reached the disk before the lease is let go.
-            actix_web::rt::spawn(async move {
-                serve(&app, &req2, protocol, &video_id, &file_name, payload).await
-            })
-            .await
-            .unwrap_or_else(|e| Err(ApiError::internal("a resumable request", e)))
+            // Polled by the connection itself: a client that vanishes mid-body ends the body
+            // with an error, and the append records what reached the disk before answering.
+            serve(&app, &req, protocol, &video_id, &file_name, payload).await
         }
         None => Err(refused.expect("no protocol, so a refusal")),
     };
