@@ -28,7 +28,7 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub in_flight: InFlight,
     /// Resumable uploads with a request running, and their running digests.
-    pub sessions: crate::domain::resumable::Sessions,
+    pub sessions: crate::domain::sessions::Sessions,
     pub throttle: Throttle,
     pub tokens: crate::domain::token_cache::TokenCache,
 }
@@ -120,7 +120,7 @@ impl AppState {
                 "removed {swept} unfinished upload(s) or deletion(s) left by an earlier run"
             );
         }
-        let (ended, removed) = crate::domain::resumable::reconcile(&self.db, &self.storage)?;
+        let (ended, removed) = crate::domain::sessions::reconcile(&self.db, &self.storage)?;
         if ended + removed > 0 {
             log::info!(
                 "resumable uploads: ended {ended} session(s) whose window passed or whose bytes a \

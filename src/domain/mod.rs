@@ -8,6 +8,7 @@ pub mod names;
 pub mod passwords;
 pub mod publish;
 pub mod resumable;
+pub mod sessions;
 pub mod signing;
 pub mod throttle;
 pub mod token_cache;
