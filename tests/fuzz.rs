@@ -258,3 +258,95 @@ fn fuzz_media_request_heads() {
     });
     assert!(runs > 1000);
 }
+
+#[test]
+fn fuzz_media_probe() {
+    // Seeds: an MP4 made by ffmpeg (fast start and not) and a MOV; then flipped bytes, cut
+    // files, and box sizes set to extremes. The probe must answer every one, quickly, with sane
+    // values, and never read past the file.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seeds = Vec::new();
+    for (name, extra) in [
+        ("a.mp4", "+faststart"),
+        ("b.mp4", "+empty_moov"),
+        ("c.mov", "+faststart"),
+    ] {
+        let out = dir.path().join(name);
+        let ok = std::process::Command::new("ffmpeg")
+            .args([
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=64x48:rate=5",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=duration=1",
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "aac",
+            ])
+            .args(["-movflags", extra])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg is needed (.ci/run installs it)");
+        assert!(ok.success());
+        seeds.push(std::fs::read(out).unwrap());
+    }
+    let secs: u64 = std::env::var("FLARE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut runs = 0u64;
+    while Instant::now() < deadline {
+        let mut data = seeds[rng.below(seeds.len())].clone();
+        match rng.below(4) {
+            0 => {
+                for _ in 0..1 + rng.below(16) {
+                    let i = rng.below(data.len());
+                    data[i] = rng.next() as u8;
+                }
+            }
+            1 => data.truncate(rng.below(data.len())),
+            2 => {
+                // A box size field: 0, 1 (64-bit follows), tiny, or huge.
+                let i = rng.below(data.len().saturating_sub(4));
+                let v: u32 = [0, 1, 7, 8, u32::MAX, rng.next() as u32][rng.below(6)];
+                data[i..i + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            _ => data = (0..rng.below(4096)).map(|_| rng.next() as u8).collect(),
+        }
+        let ext = ["mp4", "mov", "m4v"][rng.below(3)];
+        let started = Instant::now();
+        let size = data.len() as u64;
+        let info = flare::domain::probe::probe(&mut std::io::Cursor::new(&data), size, ext);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "probe took {:?} (seed {seed})",
+            started.elapsed()
+        );
+        assert!(matches!(info.container.as_str(), "mp4" | "mov"));
+        if let Some(d) = info.duration {
+            assert!(d.is_finite() && d >= 0.0, "duration {d} (seed {seed})");
+        }
+        if let Some(f) = info.frame_rate {
+            assert!(f.is_finite() && f >= 0.0, "frame rate {f} (seed {seed})");
+        }
+        runs += 1;
+    }
+    eprintln!("fuzz probe: {runs} executions in {secs} s (seed {seed})");
+    assert!(runs > 100);
+}

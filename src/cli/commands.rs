@@ -304,10 +304,19 @@ pub fn video(settings: Settings, cmd: VideoCommand) -> Result<(), String> {
                 if json {
                     return print(pretty(&obj));
                 }
-                let fields = obj.as_object().expect("a Video is an object");
+                // One line per field; an object (`media`) as `media.videoCodec` and so on.
+                let mut fields: Vec<(String, &serde_json::Value)> = Vec::new();
+                for (k, value) in obj.as_object().expect("a Video is an object") {
+                    match value.as_object() {
+                        Some(inner) => {
+                            fields.extend(inner.iter().map(|(ik, iv)| (format!("{k}.{ik}"), iv)))
+                        }
+                        None => fields.push((k.clone(), value)),
+                    }
+                }
                 let width = fields
-                    .keys()
-                    .map(|k| k.len())
+                    .iter()
+                    .map(|(k, _)| k.len())
                     .max()
                     .unwrap_or(0)
                     .max("watchPage".len());

@@ -93,6 +93,10 @@ ALTER TABLE uploads ADD COLUMN session_until INTEGER;
 CREATE INDEX uploads_sessions ON uploads (session_until)
     WHERE session_offset IS NOT NULL AND completed_at IS NULL;
 "#,
+    // What the probe learnt of the stored object (`domain::probe::MediaInfo` as JSON).
+    r#"
+ALTER TABLE videos ADD COLUMN media TEXT;
+"#,
 ];
 
 /// How long a writer waits for another process's write to finish before giving up.

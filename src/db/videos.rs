@@ -66,13 +66,16 @@ pub struct VideoRow {
     pub updated_at: i64,
     /// Position in creation order: the paging cursor.
     pub seq: i64,
+    /// What the probe learnt of the object, as JSON; `None` before an upload.
+    pub media: Option<String>,
 }
 
 /// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
 macro_rules! columns {
     () => {
         "id, title, file_name, source, width, height, duration, status, object_name, \
-         size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq"
+         size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq, \
+         media"
     };
 }
 
@@ -95,6 +98,7 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         seq: r.get(16)?,
+        media: r.get(17)?,
     })
 }
 
@@ -218,20 +222,44 @@ pub(crate) fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<Stri
 
 /// Records a stored object: the video becomes `ready` with its size, type and digest, and its
 /// `fileName` is the object's name (one video, one object).
+/// What publication records of a stored object.
+pub(crate) struct Stored<'a> {
+    pub object_name: &'a str,
+    pub size: u64,
+    pub content_type: &'a str,
+    pub sha256: &'a str,
+    /// The probe's answer as JSON, and the duration and size it found: they fill the API's
+    /// `duration`, `width` and `height` where the client gave none.
+    pub media: &'a str,
+    pub duration: Option<f64>,
+    pub width: Option<f64>,
+    pub height: Option<f64>,
+}
+
 pub(crate) fn mark_ready(
     conn: &Connection,
     id: &str,
-    object_name: &str,
-    size: u64,
-    content_type: &str,
-    sha256: &str,
+    s: &Stored,
     now: i64,
 ) -> rusqlite::Result<()> {
     super::exec(
         conn,
         "UPDATE videos SET status = 'ready', object_name = ?2, file_name = ?2, size = ?3,
-         content_type = ?4, sha256 = ?5, updated_at = ?6 WHERE id = ?1",
-        params![id, object_name, size as i64, content_type, sha256, now],
+         content_type = ?4, sha256 = ?5, updated_at = ?6, media = ?7,
+         duration = COALESCE(duration, ?8), width = COALESCE(width, ?9),
+         height = COALESCE(height, ?10) WHERE id = ?1",
+        params![
+            id,
+            s.object_name,
+            s.size as i64,
+            s.content_type,
+            s.sha256,
+            now,
+            s.media,
+            s.duration,
+            s.width,
+            s.height
+        ],
     )?;
     Ok(())
 }
@@ -248,7 +276,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
 pub(crate) fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
     super::exec(conn,
         "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
-         sha256 = NULL, updated_at = ?2 WHERE id = ?1",
+         sha256 = NULL, media = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now],
     )?;
     Ok(())

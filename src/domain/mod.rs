@@ -6,6 +6,7 @@ pub mod embed;
 pub mod in_flight;
 pub mod names;
 pub mod passwords;
+pub mod probe;
 pub mod publish;
 pub mod resumable;
 pub mod sessions;

@@ -313,6 +313,20 @@ pub(crate) async fn publish<G: Send + 'static>(
     guard: G,
     keep: fn(G),
 ) -> Result<ObjectMeta, ApiError> {
+    // What the object is, read from its headers before the record that makes it ready.
+    let media = {
+        let (storage, name) = (app.storage.clone(), temp_name.clone());
+        let ext = grant.file_name.rsplit('.').next().unwrap_or("").to_string();
+        tokio::task::spawn_blocking(move || {
+            storage
+                .open_temp(&name)
+                .map(|mut f| crate::domain::probe::probe(&mut f, size, &ext))
+        })
+        .await
+        .map_err(|e| ApiError::internal("probing an upload", e))?
+        .map_err(|e| ApiError::from_io("probing an upload", e))?
+    };
+    let media_json = serde_json::to_string(&media).unwrap_or_default();
     let storage = app.storage.clone();
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
@@ -330,10 +344,16 @@ pub(crate) async fn publish<G: Send + 'static>(
             db::videos::mark_ready(
                 conn,
                 &committed.video_id,
-                &committed.file_name,
-                size,
-                &committed.content_type,
-                &sha256,
+                &db::videos::Stored {
+                    object_name: &committed.file_name,
+                    size,
+                    content_type: &committed.content_type,
+                    sha256: &sha256,
+                    media: &media_json,
+                    duration: media.duration,
+                    width: media.width.map(f64::from),
+                    height: media.height.map(f64::from),
+                },
                 now,
             )?;
             db::publications::insert(

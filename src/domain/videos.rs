@@ -71,6 +71,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
         sha256: None,
         password_hash: None,
         embed_settings: None,
+        media: None,
         created_at: now,
         updated_at: now,
         seq: 0,
@@ -277,6 +278,9 @@ pub(crate) struct VideoJson<'a> {
     public_url: Option<String>,
     created_at: String,
     updated_at: String,
+    /// What the probe learnt of the stored object; absent before an upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<crate::domain::probe::MediaInfo>,
 }
 
 /// The spec's Video object for a row.
@@ -297,6 +301,10 @@ pub(crate) fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
         public_url: object_url(app, v),
         created_at: iso8601(v.created_at),
         updated_at: iso8601(v.updated_at),
+        media: v
+            .media
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
     }
 }
 

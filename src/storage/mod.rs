@@ -192,6 +192,11 @@ impl Storage {
         }
     }
 
+    /// Opens `tmp/NAME` for reading (a staged upload, before publication). Blocking.
+    pub(crate) fn open_temp(&self, name: &str) -> io::Result<File> {
+        File::open(self.tmp.join(name))
+    }
+
     /// Whether `tmp/NAME` exists. Blocking.
     pub(crate) fn temp_exists(&self, name: &str) -> bool {
         self.tmp.join(name).is_file()

@@ -14,6 +14,7 @@ mod media;
 mod names;
 mod openapi;
 mod pages;
+mod probe;
 mod publication;
 mod resumable;
 mod security;

@@ -1,0 +1,163 @@
+//! Every published object is probed: files made here by ffmpeg (with and without fast start,
+//! HEVC in MOV, VP9 in WebM), a truncated MP4 and random bytes named .mp4 each get the answer a
+//! person would expect, and none is refused or changed.
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let out = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is needed for these tests (.ci/run installs Debian's)");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    std::fs::read(out).unwrap()
+}
+
+const SRC: [&str; 8] = [
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=duration=3:size=320x240:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=duration=3",
+];
+
+/// Uploads `bytes` as `name` and returns the video record.
+fn stored(app: &TestApp, name: &str, bytes: &[u8], create: Value) -> Value {
+    let mut body = json!({ "fileName": name });
+    for (k, v) in create.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let res = app.api("POST", "/api/video/create", Some(body));
+    let id = res.json()["video"]["id"].as_str().unwrap().to_string();
+    let p = app.presign(json!({ "videoId": id, "fileName": name }));
+    let put = app.put(
+        p["uploadUrl"].as_str().unwrap(),
+        p["headers"]["Content-Type"].as_str().unwrap(),
+        bytes,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let got = app.send(
+        "GET",
+        &app.local(p["publicUrl"].as_str().unwrap()),
+        &[],
+        b"",
+    );
+    assert_eq!(got.body, bytes, "the stored bytes changed");
+    app.api("GET", &format!("/api/video/{id}"), None).json()["video"].clone()
+}
+
+#[test]
+fn each_kind_of_file_gets_the_expected_probe() {
+    let app = TestApp::spawn();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut args: Vec<&str> = SRC.to_vec();
+    args.extend([
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+    ]);
+    let fast = ffmpeg(d, "fast.mp4", &args);
+    let v = stored(&app, "fast.mp4", &fast, json!({}));
+    let m = &v["media"];
+    assert_eq!(m["container"], "mp4", "{v}");
+    assert_eq!(m["videoCodec"], "h264");
+    assert_eq!(m["audioCodec"], "aac");
+    assert_eq!(
+        (m["width"].as_u64(), m["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(m["frameRate"].as_f64(), Some(25.0));
+    assert_eq!(m["fastStart"], true);
+    assert_eq!(m["playable"], true);
+    let duration = m["duration"].as_f64().unwrap();
+    assert!((duration - 3.0).abs() < 0.1, "{duration}");
+    assert!(m["bitrate"].as_u64().unwrap() > 0);
+    // The API's own fields are filled from the probe when the client gave none.
+    assert_eq!(v["width"].as_f64(), Some(320.0));
+    assert_eq!(v["duration"].as_f64(), Some(duration));
+
+    let mut args: Vec<&str> = SRC.to_vec();
+    args.extend(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]);
+    let slow = ffmpeg(d, "slow.mp4", &args);
+    let v = stored(&app, "slow.mp4", &slow, json!({ "duration": 99.5 }));
+    assert_eq!(v["media"]["fastStart"], false, "{v}");
+    assert_eq!(v["media"]["videoCodec"], "h264");
+    assert_eq!(
+        v["duration"].as_f64(),
+        Some(99.5),
+        "the client's duration was overwritten"
+    );
+
+    let hevc = ffmpeg(
+        d,
+        "phone.mov",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=640x360:rate=30",
+            "-c:v",
+            "libx265",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+        ],
+    );
+    let v = stored(&app, "phone.mov", &hevc, json!({}));
+    assert_eq!(v["media"]["container"], "mov", "{v}");
+    assert_eq!(v["media"]["videoCodec"], "hevc");
+    assert_eq!(v["media"]["playable"], false);
+    assert_eq!(v["media"]["frameRate"].as_f64(), Some(30.0));
+    assert_eq!(v["media"]["width"].as_u64(), Some(640));
+
+    let webm = ffmpeg(
+        d,
+        "clip.webm",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=160x120:rate=10",
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+        ],
+    );
+    let v = stored(&app, "clip.webm", &webm, json!({}));
+    assert_eq!(v["media"], json!({ "container": "webm" }), "{v}");
+
+    // Damaged and foreign files: stored and served all the same, with what is unknown left out.
+    let v = stored(&app, "cut.mp4", &slow[..slow.len() / 2], json!({}));
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["media"], json!({ "container": "mp4" }), "{v}");
+    let v = stored(&app, "noise.mp4", &sample(200_000), json!({}));
+    assert_eq!(v["media"], json!({ "container": "mp4" }), "{v}");
+    let v = stored(&app, "tiny.mp4", b"0", json!({}));
+    assert_eq!(v["media"]["container"], "mp4");
+}
+
+#[test]
+fn a_pending_video_has_no_media_yet() {
+    let app = TestApp::spawn();
+    let id = app.create_video("a.mp4");
+    let v = app.api("GET", &format!("/api/video/{id}"), None).json();
+    assert!(v["video"].get("media").is_none(), "{v}");
+}
