@@ -3,6 +3,7 @@
 //! A CLI process and a running server share the file: WAL lets readers run beside the one
 //! writer, and the busy timeout makes a second writer wait its turn instead of failing.
 
+pub mod captions;
 pub mod publications;
 pub mod tokens;
 pub mod uploads;
@@ -96,6 +97,19 @@ CREATE INDEX uploads_sessions ON uploads (session_until)
     // What the probe learnt of the stored object (`domain::probe::MediaInfo` as JSON).
     r#"
 ALTER TABLE videos ADD COLUMN media TEXT;
+"#,
+    // Captions: the WebVTT text per video and language (small, so in the database, where a
+    // video's deletion takes them too); `videos.captions` lists them for the Video object.
+    r#"
+CREATE TABLE captions (
+    video_id   TEXT NOT NULL,
+    lang       TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    vtt        TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (video_id, lang)
+);
+ALTER TABLE videos ADD COLUMN captions TEXT;
 "#,
 ];
 

@@ -68,6 +68,8 @@ pub struct VideoRow {
     pub seq: i64,
     /// What the probe learnt of the object, as JSON; `None` before an upload.
     pub media: Option<String>,
+    /// The caption tracks (`[{lang, label}]`) as JSON; `None` when there are none.
+    pub captions: Option<String>,
 }
 
 /// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
@@ -75,7 +77,7 @@ macro_rules! columns {
     () => {
         "id, title, file_name, source, width, height, duration, status, object_name, \
          size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq, \
-         media"
+         media, captions"
     };
 }
 
@@ -99,6 +101,7 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
         updated_at: r.get(15)?,
         seq: r.get(16)?,
         media: r.get(17)?,
+        captions: r.get(18)?,
     })
 }
 
@@ -210,6 +213,7 @@ pub(crate) fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()>
         "DELETE FROM videos WHERE id = ?1 AND status = 'deleting'",
         [id],
     )?;
+    super::exec(conn, "DELETE FROM captions WHERE video_id = ?1", [id])?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! publication, embed settings, passwords and their throttle, names that are safe as paths.
 
 pub mod auth;
+pub mod captions;
 pub mod embed;
 pub mod in_flight;
 pub mod names;

@@ -72,6 +72,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
         password_hash: None,
         embed_settings: None,
         media: None,
+        captions: None,
         created_at: now,
         updated_at: now,
         seq: 0,
@@ -281,6 +282,34 @@ pub(crate) struct VideoJson<'a> {
     /// What the probe learnt of the stored object; absent before an upload.
     #[serde(skip_serializing_if = "Option::is_none")]
     media: Option<crate::domain::probe::MediaInfo>,
+    /// Caption tracks; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    captions: Vec<CaptionJson>,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct CaptionJson {
+    lang: String,
+    label: String,
+    url: String,
+}
+
+/// A video's caption tracks, from its row.
+pub(crate) fn caption_tracks(v: &VideoRow) -> Vec<crate::db::captions::CaptionTrack> {
+    v.captions
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
+/// Where one language's captions are served (like the object, under media_url).
+pub fn caption_url(app: &AppState, video_id: &str, lang: &str) -> String {
+    format!(
+        "{}/{}/captions/{}.vtt",
+        app.media_url,
+        encode_segment(video_id),
+        encode_segment(lang)
+    )
 }
 
 /// The spec's Video object for a row.
@@ -305,6 +334,14 @@ pub(crate) fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
             .media
             .as_deref()
             .and_then(|m| serde_json::from_str(m).ok()),
+        captions: caption_tracks(v)
+            .into_iter()
+            .map(|t| CaptionJson {
+                url: caption_url(app, &v.id, &t.lang),
+                lang: t.lang,
+                label: t.label,
+            })
+            .collect(),
     }
 }
 

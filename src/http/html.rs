@@ -47,14 +47,30 @@ fn human_size(bytes: i64) -> String {
     }
 }
 
+/// The video's caption tracks as `<track>` elements (same origin: flare serves `/media/`).
+fn tracks(video: &VideoRow) -> String {
+    crate::domain::videos::caption_tracks(video)
+        .iter()
+        .map(|t| {
+            format!(
+                "<track kind=\"subtitles\" srclang=\"{lang}\" label=\"{label}\" src=\"/media/{id}/captions/{lang}.vtt\">",
+                lang = esc(&t.lang),
+                label = esc(&t.label),
+                id = esc(&crate::domain::signing::encode_segment(&video.id)),
+            )
+        })
+        .collect()
+}
+
 /// The watch page: the video with the browser's own controls, or a note while it is pending.
 pub fn watch(video: &VideoRow, media: Option<&str>) -> String {
     let title = title_of(video);
     let player = match media {
         Some(url) => format!(
-            "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{}\"></video>\n\
+            "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{}\">{}</video>\n\
              <p class=\"meta\">{} · {}</p>",
             esc(url),
+            tracks(video),
             video.size.map(human_size).unwrap_or_default(),
             esc(&crate::time::iso8601(video.created_at)[..10]),
         ),
@@ -163,7 +179,9 @@ pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &s
          <option value=\"1.5\">1.5×</option><option value=\"2\">2×</option></select>"
             .into(),
     );
-    add(c.show_captions, "<button class=\"ctl-captions\" type=\"button\" aria-label=\"Captions\" aria-pressed=\"false\">CC</button>".into());
+    // The Captions control only when there is something to show.
+    let tracks = tracks(video);
+    add(c.show_captions && !tracks.is_empty(), "<button class=\"ctl-captions\" type=\"button\" aria-label=\"Captions\" aria-pressed=\"false\">CC</button>".into());
     add(c.show_fullscreen, format!("<button class=\"ctl-fullscreen\" type=\"button\" aria-label=\"Fullscreen\">{ICON_FULLSCREEN}</button>"));
     add(
         s.allow_download,
@@ -183,7 +201,7 @@ pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &s
     let body = format!(
         "<div class=\"player theme-{theme}\" style=\"--accent: {accent}; --radius: {radius}px\" \
          data-thumbnail-time=\"{thumb}\" data-autoplay=\"{autoplay}\">\n\
-         <video preload=\"metadata\" playsinline src=\"{src}\" aria-label=\"{label}\"{attrs}></video>\n\
+         <video preload=\"metadata\" playsinline src=\"{src}\" aria-label=\"{label}\"{attrs}>{tracks}</video>\n\
          <div class=\"controls\">\n{controls}</div>\n{branding}</div>\n\
          <script src=\"/static/player.js\"></script>",
         theme = esc(&s.player_theme),

@@ -233,6 +233,20 @@ fn the_embed_page_reflects_each_setting() {
     let app = TestApp::spawn();
     let (id, _) = app.upload("demo.mp4", &sample(100));
     let path = format!("/embed/{id}");
+    // The Captions control only once there are captions.
+    let bare = app.send("GET", &path, &[], b"").text();
+    assert!(
+        !bare.contains("ctl-captions"),
+        "a Captions button with no captions"
+    );
+    let auth = format!("Bearer {}", app.token);
+    let res = app.send(
+        "PUT",
+        &format!("/api/video/{id}/captions/en"),
+        &[("Authorization", &auth), ("Content-Type", "text/vtt")],
+        b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n",
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
     let defaults = app.send("GET", &path, &[], b"").text();
     for present in [
         "theme-flare",

@@ -87,3 +87,41 @@ pub async fn get(
     }
     Ok(res.body(SizedStream::new(len, FileChunks::new(file, start, len))))
 }
+
+/// `GET`/`HEAD /media/:id/captions/:lang.vtt`: one language's WebVTT, under the video's
+/// password rules.
+pub async fn captions(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (video_id, file) = path.into_inner();
+    let not_found = || ApiError::NotFound("there are no captions at this URL".into());
+    let lang = file.strip_suffix(".vtt").ok_or_else(not_found)?;
+    let video = match videos::get(&app, &video_id).await {
+        Err(ApiError::NotFound(_)) => return Err(not_found()),
+        other => other?,
+    };
+    let grant = super::pages::cookie(&req, &passwords::cookie_name(&video.id));
+    if !videos::unlocked(&app, &video, grant.as_deref()) {
+        return Err(ApiError::PasswordRequired { video_id: video.id });
+    }
+    let (text, updated) = crate::domain::captions::text(&app, &video_id, lang)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, "text/vtt; charset=utf-8"))
+        .insert_header((header::ETAG, format!("\"c{updated:x}-{:x}\"", text.len())))
+        .insert_header((
+            header::CACHE_CONTROL,
+            if video.password_hash.is_some() {
+                "private, no-cache"
+            } else {
+                "no-cache"
+            },
+        ));
+    if req.method() == Method::HEAD {
+        return Ok(res.finish());
+    }
+    Ok(res.body(text))
+}

@@ -82,6 +82,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             .on(M::GET, videos::embed_settings)
             .on(M::PATCH, videos::update_embed_settings)
             .on(M::POST, videos::update_embed_settings),
+        Endpoint::at("/api/video/{id}/captions/{lang}")
+            .on(M::PUT, videos::put_captions)
+            .on(M::DELETE, videos::delete_captions),
         Endpoint::at("/api/video/{id}")
             .on(M::GET, videos::get)
             .on(M::DELETE, videos::delete),
@@ -91,6 +94,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::at("/media/{video_id}/composite/{file_name}")
             .on(M::GET, media::get)
             .on(M::HEAD, media::get),
+        Endpoint::at("/media/{video_id}/captions/{file}")
+            .on(M::GET, media::captions)
+            .on(M::HEAD, media::captions),
         Endpoint::at("/v/{id}")
             .on(M::GET, pages::watch)
             .on(M::POST, pages::watch_unlock),

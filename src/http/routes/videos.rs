@@ -104,3 +104,40 @@ pub(crate) async fn update_embed_settings(
     let settings = videos::update_embed_settings(&app, &id, patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "embedSettings": settings.to_json() })))
 }
+
+/// `PUT /api/video/:id/captions/:lang`: a WebVTT or SubRip body; `?label=` names the track.
+pub async fn put_captions(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    let (id, lang) = path.into_inner();
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::InvalidField("the query string could not be read".into()))?;
+    let label = query
+        .iter()
+        .find(|(k, _)| k == "label")
+        .map(|(_, v)| v.trim().to_string());
+    let body =
+        crate::http::body::read_limited(&req, payload, crate::domain::captions::MAX_CAPTION_BYTES)
+            .await?;
+    crate::domain::captions::put(&app, &id, &lang, label, &body).await?;
+    let video = videos::get(&app, &id).await?;
+    let json = serde_json::to_value(videos::to_json(&app, &video))
+        .map_err(|e| ApiError::internal("captions", e))?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "captions": json["captions"] })))
+}
+
+/// `DELETE /api/video/:id/captions/:lang`.
+pub async fn delete_captions(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    let (id, lang) = path.into_inner();
+    crate::domain::captions::delete(&app, &id, &lang).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": true })))
+}
