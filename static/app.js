@@ -364,7 +364,18 @@
     status.textContent = v.status;
     status.className = `badge status ${v.status}`;
     li.querySelector(".locked").hidden = !v.passwordProtected;
-    li.querySelector(".video-meta").textContent = `${fmtBytes(v.size)} · ${fmtDate(v.createdAt)} · ${v.id}`;
+    const m = v.media || {};
+    const clock = (s) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
+    const parts = [fmtBytes(v.size)];
+    if (v.duration) parts.push(clock(v.duration));
+    if (m.width && m.height) parts.push(`${m.width}×${m.height}`);
+    if (m.videoCodec) parts.push(m.videoCodec.toUpperCase());
+    if (v.captions) parts.push(`captions: ${v.captions.map((c) => c.lang).join(", ")}`);
+    parts.push(fmtDate(v.createdAt), v.id);
+    li.querySelector(".video-meta").textContent = parts.join(" · ");
+    const warn = li.querySelector(".codec-note");
+    warn.hidden = m.playable !== false;
+    warn.textContent = `Browsers may not play this file (${m.videoCodec || "unknown codec"}); viewers can still download it.`;
     li.querySelector('[data-action="copy-public"]').disabled = !v.publicUrl;
     // A pending video with no upload running here: say so, and offer to finish it.
     const uploading = Object.values(pendingAll()).some((r) => r.videoId === v.id);
@@ -440,6 +451,8 @@
           fill(li, r.video);
           toast(password === null ? "Password removed." : "Password set.");
         });
+      } else if (action === "captions") {
+        await captionsDialog(li);
       } else if (action === "delete") {
         $("delete-name").textContent = v.title || v.fileName;
         if ((await ask($("delete-dialog"))) === "ok") {
@@ -459,6 +472,48 @@
     } catch (err) {
       toast(explain(err));
     }
+  }
+
+  // ---- Captions: one file per language ----
+
+  function captionsList(li) {
+    const list = $("captions-list");
+    list.replaceChildren();
+    for (const c of li.video.captions || []) {
+      const item = document.createElement("li");
+      item.innerHTML = `<span></span> <button type="button" class="link" formnovalidate>Remove</button>`;
+      item.querySelector("span").textContent = `${c.label} (${c.lang})`;
+      item.querySelector("button").addEventListener("click", async () => {
+        try {
+          await api("DELETE", `/api/video/${li.video.id}/captions/${encodeURIComponent(c.lang)}`);
+          fill(li, (await api("GET", `/api/video/${li.video.id}`)).video);
+          captionsList(li);
+          toast("Captions removed.");
+        } catch (err) { toast(explain(err)); }
+      });
+      list.append(item);
+    }
+    if (!list.children.length) list.innerHTML = `<li class="muted">No captions yet.</li>`;
+  }
+
+  async function captionsDialog(li) {
+    captionsList(li);
+    $("captions-file").value = "";
+    await ask($("captions-dialog"), async () => {
+      const file = $("captions-file").files[0];
+      const lang = $("captions-lang").value.trim();
+      if (!file) throw new ApiError(400, "invalid-field", "choose a .vtt or .srt file");
+      const label = $("captions-label").value.trim();
+      const res = await fetch(`/api/video/${li.video.id}/captions/${encodeURIComponent(lang)}${label ? `?label=${encodeURIComponent(label)}` : ""}`, {
+        method: "PUT",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": file.name.endsWith(".srt") ? "application/x-subrip" : "text/vtt" },
+        body: file,
+      });
+      const data = await res.json().catch(() => null);
+      if (!res.ok) throw new ApiError(res.status, data?.error?.code, data?.error?.message || res.statusText);
+      fill(li, (await api("GET", `/api/video/${li.video.id}`)).video);
+      toast("Captions added.");
+    });
   }
 
   // ---- Embed settings, saved on each change, with a live preview ----

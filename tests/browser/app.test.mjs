@@ -185,6 +185,30 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
     await embed.close();
   });
 
+  await t.test("captions: a WebVTT file added in the library shows on the watch page", async () => {
+    const { writeFileSync } = await import("node:fs");
+    const vtt = join(work, "captions.vtt");
+    writeFileSync(vtt, "WEBVTT\n\n00:00.000 --> 00:05.000\nHello from the captions\n");
+    const item = page.locator(`.video[data-id="${videoId}"]`);
+    await item.getByRole("button", { name: "Captions" }).click();
+    await page.getByLabel("Language tag").fill("en");
+    await page.getByLabel("Name shown in the player").fill("English");
+    await page.locator("#captions-dialog").getByLabel("Captions file").setInputFiles(vtt);
+    await page.screenshot({ path: join(shots, "09b-captions-dialog.png") });
+    await page.locator("#captions-dialog").getByRole("button", { name: "Add captions" }).click();
+    await item.locator(".video-meta", { hasText: "captions: en" }).waitFor();
+    assert.equal((await api(token, "GET", `/api/video/${videoId}`)).body.video.captions[0].label, "English");
+    const watch = await browser.newPage();
+    await watch.goto(`${base}/v/${videoId}`);
+    await watch.locator("video").evaluate((v) => { v.textTracks[0].mode = "showing"; v.muted = true; return v.play(); });
+    await watch.waitForFunction(() => {
+      const t = document.querySelector("video").textTracks[0];
+      return t.activeCues && t.activeCues.length && t.activeCues[0].text.includes("Hello from the captions");
+    }, null, { timeout: 15_000 });
+    await watch.screenshot({ path: join(shots, "09c-watch-captions.png") });
+    await watch.close();
+  });
+
   await t.test("delete with confirmation", async () => {
     const item = page.locator(`.video[data-id="${videoId}"]`);
     await item.getByRole("button", { name: "Delete" }).click();
