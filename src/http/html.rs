@@ -22,14 +22,35 @@ pub(crate) fn esc(text: &str) -> String {
 }
 
 fn layout(title: &str, body_class: &str, body: &str) -> String {
+    layout_with_head(title, body_class, "", body)
+}
+
+fn layout_with_head(title: &str, body_class: &str, head: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{} · flare</title>\n<link rel=\"icon\" href=\"data:,\">\n\
-         <link rel=\"stylesheet\" href=\"/static/flare.css\">\n</head>\n\
+         <link rel=\"stylesheet\" href=\"/static/flare.css\">\n{head}</head>\n\
          <body class=\"{body_class}\">\n{body}\n</body>\n</html>\n",
         esc(title)
     )
+}
+
+/// The absolute addresses a watch page names: itself, its embed, its oEmbed answer.
+pub struct WatchLinks {
+    pub watch: String,
+    pub embed: String,
+    pub oembed: String,
+}
+
+/// `1:02:03` or `4:05`.
+fn clock(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 fn title_of(video: &VideoRow) -> &str {
@@ -62,23 +83,80 @@ fn tracks(video: &VideoRow) -> String {
         .collect()
 }
 
-/// The watch page: the video with the browser's own controls, or a note while it is pending.
-pub fn watch(video: &VideoRow, media: Option<&str>) -> String {
+/// The watch page: title, the video with the browser's own controls and its captions, what it
+/// is (size, duration, pixels, date), share and download, link-preview tags and an oEmbed link;
+/// or a note while it is pending.
+pub fn watch(video: &VideoRow, media: Option<&str>, links: &WatchLinks) -> String {
     let title = title_of(video);
+    let info: Option<crate::domain::probe::MediaInfo> = video
+        .media
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok());
+    let info = info.unwrap_or_default();
     let player = match media {
-        Some(url) => format!(
-            "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{}\">{}</video>\n\
-             <p class=\"meta\">{} · {}</p>",
-            esc(url),
-            tracks(video),
-            video.size.map(human_size).unwrap_or_default(),
-            esc(&crate::time::iso8601(video.created_at)[..10]),
-        ),
+        Some(url) => {
+            let mut facts = vec![video.size.map(human_size).unwrap_or_default()];
+            if let Some(d) = video.duration {
+                facts.push(clock(d));
+            }
+            if let (Some(w), Some(h)) = (info.width, info.height) {
+                facts.push(format!("{w}×{h}"));
+            }
+            facts.push(crate::time::iso8601(video.created_at)[..10].to_string());
+            let codec = info.video_codec.as_deref().unwrap_or("an unknown codec");
+            format!(
+                "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{src}\">{tracks}</video>\n\
+                 <p class=\"codec-message notice\" role=\"alert\"{hide}>This browser cannot play this video ({codec}). \
+                 <a href=\"{src}\" download>Download the original</a> to watch it in a player that can.</p>\n\
+                 <p class=\"meta\">{facts}</p>\n\
+                 <div class=\"share\" data-watch=\"{watch}\">\n\
+                 <button type=\"button\" class=\"share-link\">Copy link</button>\n\
+                 <button type=\"button\" class=\"share-time\">Copy link at current time</button>\n\
+                 <a class=\"download\" href=\"{src}\" download>Download</a>\n\
+                 <span class=\"share-status\" role=\"status\"></span>\n</div>\n\
+                 <script src=\"/static/watch.js\"></script>",
+                src = esc(url),
+                tracks = tracks(video),
+                hide = if info.playable == Some(false) { "" } else { " hidden" },
+                codec = esc(codec),
+                facts = esc(&facts.join(" · ")),
+                watch = esc(&links.watch),
+            )
+        }
         None => "<p class=\"notice\">This video has not been uploaded yet. Reload the page once it has.</p>".into(),
     };
-    layout(
+    // Link previews: a protected video's bytes are not named, only its page and embed.
+    let (w, h) = (info.width.unwrap_or(640), info.height.unwrap_or(360));
+    let mut head = format!(
+        "<meta property=\"og:type\" content=\"video.other\">\n\
+         <meta property=\"og:title\" content=\"{t}\">\n\
+         <meta property=\"og:url\" content=\"{watch}\">\n\
+         <meta property=\"og:site_name\" content=\"flare\">\n\
+         <meta name=\"twitter:card\" content=\"player\">\n\
+         <meta name=\"twitter:title\" content=\"{t}\">\n\
+         <meta name=\"twitter:player\" content=\"{embed}\">\n\
+         <meta name=\"twitter:player:width\" content=\"{w}\">\n\
+         <meta name=\"twitter:player:height\" content=\"{h}\">\n\
+         <link rel=\"alternate\" type=\"application/json+oembed\" href=\"{oembed}\" title=\"{t}\">\n",
+        t = esc(title),
+        watch = esc(&links.watch),
+        embed = esc(&links.embed),
+        oembed = esc(&links.oembed),
+    );
+    if let (Some(url), None) = (media, &video.password_hash) {
+        head.push_str(&format!(
+            "<meta property=\"og:video\" content=\"{u}\">\n\
+             <meta property=\"og:video:type\" content=\"{ct}\">\n\
+             <meta property=\"og:video:width\" content=\"{w}\">\n\
+             <meta property=\"og:video:height\" content=\"{h}\">\n",
+            u = esc(url),
+            ct = esc(video.content_type.as_deref().unwrap_or("video/mp4")),
+        ));
+    }
+    layout_with_head(
         title,
         "page-watch",
+        &head,
         &format!(
             "<main class=\"watch\">\n<h1>{}</h1>\n{player}\n</main>",
             esc(title)

@@ -398,3 +398,70 @@ fn the_web_app_is_served_from_the_binary_with_no_outside_source() {
     }
     assert!(!html.contains("http://") && !html.contains("https://"));
 }
+
+#[test]
+fn the_watch_page_shares_downloads_and_previews_and_oembed_answers() {
+    let app = TestApp::spawn();
+    let (id, public) = app.upload("talk.mp4", &sample(2000));
+    let page = app.send("GET", &format!("/v/{id}"), &[], b"").text();
+    let watch = format!("{}/v/{id}", app.base);
+    for present in [
+        format!(r#"<meta property="og:url" content="{watch}">"#),
+        r#"<meta property="og:type" content="video.other">"#.to_string(),
+        format!(
+            r#"<meta name="twitter:player" content="{}/embed/{id}">"#,
+            app.base
+        ),
+        r#"type="application/json+oembed""#.to_string(),
+        format!(
+            r#"<meta property="og:video" content="{}{public}">"#,
+            app.base
+        ),
+        r#"class="share-time""#.to_string(),
+        format!(
+            r#"<a class="download" href="{}{public}" download>"#,
+            app.base
+        ),
+        "/static/watch.js".to_string(),
+    ] {
+        assert!(page.contains(&present), "the watch page lacks {present}");
+    }
+    // A protected video's bytes are not named in the previews.
+    let res = app.api(
+        "PATCH",
+        &format!("/api/video/update/{id}"),
+        Some(json!({ "password": "hunter22" })),
+    );
+    assert_eq!(res.status, 200);
+    let gate = app.send("GET", &format!("/v/{id}"), &[], b"").text();
+    assert!(
+        !gate.contains("og:video\""),
+        "a protected video's URL leaked into the gate"
+    );
+
+    let url = watch.replace(':', "%3A").replace('/', "%2F");
+    let res = app.send("GET", &format!("/oembed?url={url}&maxwidth=320"), &[], b"");
+    assert_eq!(res.status, 200, "{}", res.text());
+    let o = res.json();
+    assert_eq!(
+        (o["version"].as_str(), o["type"].as_str()),
+        (Some("1.0"), Some("video"))
+    );
+    assert_eq!(o["width"], 320);
+    assert!(o["html"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{}/embed/{id}", app.base)));
+    let res = app.send(
+        "GET",
+        "/oembed?url=https%3A%2F%2Felsewhere.example%2Fv%2Fx",
+        &[],
+        b"",
+    );
+    assert_eq!(res.status, 404);
+    let res = app.send("GET", "/oembed", &[], b"");
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("url is required"));
+    let res = app.send("GET", &format!("/oembed?url={url}&format=xml"), &[], b"");
+    assert_eq!(res.status, 400);
+}

@@ -209,6 +209,19 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
     await watch.close();
   });
 
+  await t.test("the watch page starts at ?t= and copies a link at the current time", async () => {
+    const context = await browser.newContext({ permissions: ["clipboard-read", "clipboard-write"] });
+    const watch = await context.newPage();
+    await watch.goto(`${base}/v/${videoId}?t=3`);
+    await watch.waitForFunction(() => document.querySelector("video").currentTime >= 3, null, { timeout: 15_000 });
+    await watch.getByRole("button", { name: "Copy link at current time" }).click();
+    await watch.locator(".share-status", { hasText: "Link copied" }).waitFor();
+    const copied = await watch.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, `${base}/v/${videoId}?t=3`);
+    await watch.screenshot({ path: join(shots, "09d-watch-share.png"), fullPage: true });
+    await context.close();
+  });
+
   await t.test("delete with confirmation", async () => {
     const item = page.locator(`.video[data-id="${videoId}"]`);
     await item.getByRole("button", { name: "Delete" }).click();

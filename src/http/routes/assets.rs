@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../static/player.js"),
     ),
+    (
+        "watch.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/watch.js"),
+    ),
     // tus-js-client 4.3.1 (MIT), its dist/tus.min.js byte for byte: the web app's resumable
     // uploads, vendored so the page works offline (tests/browser/tus.test.mjs checks the bytes).
     (

@@ -97,6 +97,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::at("/media/{video_id}/captions/{file}")
             .on(M::GET, media::captions)
             .on(M::HEAD, media::captions),
+        Endpoint::at("/oembed").on(M::GET, pages::oembed),
         Endpoint::at("/v/{id}")
             .on(M::GET, pages::watch)
             .on(M::POST, pages::watch_unlock),

@@ -92,7 +92,19 @@ async fn show(app: &AppState, req: &HttpRequest, id: &str, page: Page) -> HttpRe
 fn render(app: &AppState, video: &VideoRow, page: Page) -> String {
     let media = videos::object_url(app, video);
     match page {
-        Page::Watch => crate::http::html::watch(video, media.as_deref()),
+        Page::Watch => {
+            let watch = format!("{}/v/{}", app.base_url, video.id);
+            let links = crate::http::html::WatchLinks {
+                embed: format!("{}/embed/{}", app.base_url, video.id),
+                oembed: format!(
+                    "{}/oembed?url={}",
+                    app.base_url,
+                    crate::domain::signing::encode_segment(&watch)
+                ),
+                watch,
+            };
+            crate::http::html::watch(video, media.as_deref(), &links)
+        }
         Page::Embed => {
             let settings = EmbedSettings::from_stored(video.embed_settings.as_deref());
             let watch = format!("{}/v/{}", app.base_url, video.id);
@@ -209,4 +221,84 @@ pub(super) fn origin(url: &str) -> &str {
         Some(i) => &url[..after_scheme + i],
         None => url,
     }
+}
+
+/// `GET /oembed?url=WATCH_OR_EMBED_URL`: the embed as oEmbed 1.0 JSON (`type: video`), for
+/// sites and chat tools that turn a pasted link into a player. `maxwidth` and `maxheight` are
+/// honoured; `format` other than json is refused.
+pub async fn oembed(app: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::InvalidField("the query string could not be read".into()))?;
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if param("format").is_some_and(|f| f != "json") {
+        return Err(ApiError::InvalidField(
+            "format: only json is offered".into(),
+        ));
+    }
+    let url = param("url").ok_or_else(|| {
+        ApiError::InvalidField("url is required: a watch page's address (…/v/VIDEO_ID)".into())
+    })?;
+    let id = [
+        format!("{}/v/", app.base_url),
+        format!("{}/embed/", app.base_url),
+    ]
+    .iter()
+    .find_map(|prefix| url.strip_prefix(prefix.as_str()))
+    .map(|rest| rest.split(['?', '#', '/']).next().unwrap_or(""))
+    .filter(|id| !id.is_empty())
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "url is not a watch or embed page of this server ({}/v/VIDEO_ID)",
+            app.base_url
+        ))
+    })?;
+    let video = videos::get(&app, id).await?;
+    let info: crate::domain::probe::MediaInfo = video
+        .media
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    let (mut w, mut h) = match (info.width, info.height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => {
+            (640u64, (640 * h as u64 / w as u64).clamp(1, 16_384))
+        }
+        _ => (640, 360),
+    };
+    let bound = |name: &str| {
+        param(name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+    };
+    if let Some(max) = bound("maxwidth").filter(|m| *m < w) {
+        h = (h * max / w).max(1);
+        w = max;
+    }
+    if let Some(max) = bound("maxheight").filter(|m| *m < h) {
+        w = (w * max / h).max(1);
+        h = max;
+    }
+    let embed = format!("{}/embed/{}", app.base_url, video.id);
+    let title = video
+        .title
+        .clone()
+        .unwrap_or_else(|| video.file_name.clone());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "version": "1.0",
+        "type": "video",
+        "provider_name": "flare",
+        "provider_url": app.base_url,
+        "title": title,
+        "width": w,
+        "height": h,
+        "html": format!(
+            "<iframe src=\"{}\" width=\"{w}\" height=\"{h}\" allow=\"fullscreen\" style=\"border:0\" title=\"{}\"></iframe>",
+            crate::http::html::esc(&embed),
+            crate::http::html::esc(&title)
+        ),
+    })))
 }

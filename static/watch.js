@@ -1,0 +1,30 @@
+// The watch page: start at ?t=SECONDS, copy the page's link (or the link at the current time),
+// and say so when the browser cannot play the codec (with the download link beside it).
+(function () {
+  "use strict";
+  const video = document.querySelector(".watch-video");
+  if (!video) return;
+  const share = document.querySelector(".share");
+  const status = document.querySelector(".share-status");
+  const start = Number(new URLSearchParams(location.search).get("t"));
+  if (start > 0) {
+    const seek = () => { video.currentTime = Math.min(start, video.duration || start); };
+    if (video.readyState >= 1) seek(); else video.addEventListener("loadedmetadata", seek, { once: true });
+  }
+  async function copy(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = "Link copied.";
+    } catch (_) {
+      window.prompt("Copy the link:", text);
+    }
+    setTimeout(() => { status.textContent = ""; }, 3000);
+  }
+  const base = share.dataset.watch;
+  share.querySelector(".share-link").addEventListener("click", () => copy(base));
+  share.querySelector(".share-time").addEventListener("click", () => copy(`${base}?t=${Math.floor(video.currentTime)}`));
+  // A codec the browser cannot decode: an error, or sound with no picture.
+  const note = document.querySelector(".codec-message");
+  video.addEventListener("error", () => { note.hidden = false; });
+  video.addEventListener("loadeddata", () => { if (!video.videoWidth && note) note.hidden = false; });
+})();
