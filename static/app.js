@@ -351,7 +351,8 @@
     return {
       public: v.publicUrl,
       watch: `${origin}/v/${v.id}`,
-      embed: `<iframe src="${origin}/embed/${v.id}" width="640" height="360" allow="fullscreen" style="border:0"></iframe>`,
+      // Responsive: the wrapper keeps the video's shape at any width.
+      embed: `<div style="position:relative;aspect-ratio:${(v.media && v.media.width && v.media.height) ? `${v.media.width}/${v.media.height}` : "16/9"};max-width:100%"><iframe src="${origin}/embed/${v.id}" style="position:absolute;inset:0;width:100%;height:100%;border:0" allow="fullscreen" title="${(v.title || v.fileName).replace(/"/g, "&quot;")}"></iframe></div>`,
     };
   };
 

@@ -178,9 +178,20 @@ pub(crate) fn password_form(video: &VideoRow, action: &str, error: Option<&str>)
              <form method=\"post\" action=\"{}\">\n\
              <label for=\"password\">Password</label>\n\
              <input id=\"password\" name=\"password\" type=\"password\" required autofocus autocomplete=\"current-password\">\n\
-             <button type=\"submit\">Watch</button>\n</form>\n</main>",
+             <button type=\"submit\">Watch</button>\n</form>\n{embedded}</main>",
             esc(title),
-            esc(action)
+            esc(action),
+            embedded = if action.starts_with("/embed/") {
+                // Inside another site's page, a browser may not keep the password's cookie.
+                format!(
+                    "<p class=\"notice\">On another site, your browser may not keep the password in \
+                     this player. <a href=\"/v/{}\" target=\"_blank\" rel=\"noopener\">Watch on the \
+                     video's own page</a> instead.</p>\n",
+                    esc(&crate::domain::signing::encode_segment(&video.id))
+                )
+            } else {
+                String::new()
+            },
         ),
     )
 }

@@ -438,6 +438,12 @@ fn the_watch_page_shares_downloads_and_previews_and_oembed_answers() {
         !gate.contains("og:video\""),
         "a protected video's URL leaked into the gate"
     );
+    // The embed's gate says why it may not stay unlocked on another site, and links out.
+    let embed_gate = app.send("GET", &format!("/embed/{id}"), &[], b"").text();
+    assert!(
+        embed_gate.contains(&format!(r#"<a href="/v/{id}" target="_blank""#)),
+        "{embed_gate}"
+    );
 
     let url = watch.replace(':', "%3A").replace('/', "%2F");
     let res = app.send("GET", &format!("/oembed?url={url}&maxwidth=320"), &[], b"");
