@@ -52,6 +52,9 @@
     }
   }
 
+  // Screen readers hear an upload's start, end and failure, not every progress tick.
+  const announce = (text) => { $("announce").textContent = text; };
+
   function toast(text) {
     const t = $("toast");
     t.textContent = text;
@@ -169,12 +172,14 @@
     const error = li.querySelector(".upload-error"), cancel = li.querySelector(".cancel"), retry = li.querySelector(".retry");
     let tusUpload = null, cancelled = false, videoId = forVideo || null;
     const say = (text) => { error.textContent = text; error.setAttribute("role", "alert"); };
-    const fail = (text) => { stats.textContent = ""; say(text); li.classList.add("failed"); cancel.hidden = true; running.delete(li); };
+    const fail = (text) => { stats.textContent = ""; say(text); li.classList.add("failed"); cancel.hidden = true; running.delete(li); announce(`${file.name} failed: ${text}`); };
     cancel.addEventListener("click", async () => {
       cancelled = true;
       running.delete(li);
       cancel.hidden = true; retry.hidden = true;
       stats.textContent = "Cancelled.";
+      li.classList.add("cancelled");
+      $("clear-finished").hidden = false;
       pendingDrop(fp);
       // DELETE ends the session and removes its bytes; then the record made for this file goes.
       if (tusUpload) await tusUpload.abort(true).catch(() => {});
@@ -184,6 +189,7 @@
     if (file.size === 0) return fail("This file is empty.");
     const name = safeName(file.name);
     running.add(li);
+    announce(`Uploading ${file.name}.`);
     try {
       stats.textContent = "Preparing…";
       let rec = pendingAll()[fp];
@@ -243,6 +249,8 @@
       stats.textContent = `Done · ${fmtBytes(file.size)} in ${fmtTime(secs)} · 100 %`;
       li.classList.add("done");
       cancel.hidden = true;
+      announce(`${file.name} uploaded.`);
+      $("clear-finished").hidden = false;
       loadLibrary(true);
     } catch (raw) {
       if (cancelled) return;
@@ -322,6 +330,11 @@
     if (file && finishTarget) upload(file, finishTarget);
     finishTarget = null;
   });
+  drop.addEventListener("click", (e) => { if (!e.target.closest("label, input")) files.click(); });
+  $("clear-finished").addEventListener("click", () => {
+    document.querySelectorAll("#uploads .upload.done, #uploads .upload.cancelled").forEach((li) => li.remove());
+    $("clear-finished").hidden = true;
+  });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); files.click(); } });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -329,19 +342,68 @@
 
   // ---- Library ----
 
+  // Rows are updated in place: an open editor or menu survives another upload finishing.
   async function loadLibrary(reset) {
     const status = $("library-status");
     try {
-      const page = await api("GET", `/api/videos?limit=20${!reset && nextCursor ? `&cursor=${encodeURIComponent(nextCursor)}` : ""}`);
-      if (reset) $("videos").replaceChildren();
-      page.videos.forEach((v) => $("videos").append(videoItem(v)));
+      const page = await api("GET", `/api/videos?limit=${reset ? Math.max(20, $("videos").children.length) : 20}${!reset && nextCursor ? `&cursor=${encodeURIComponent(nextCursor)}` : ""}`);
+      const list = $("videos");
+      const known = new Map([...list.children].map((li) => [li.dataset.id, li]));
+      const seen = new Set();
+      for (const v of page.videos) {
+        let li = known.get(v.id);
+        if (li) fill(li, v); else li = videoItem(v);
+        seen.add(v.id);
+        list.append(li);
+      }
+      if (reset) for (const [id, li] of known) if (!seen.has(id)) li.remove();
       nextCursor = page.nextCursor;
       $("more").hidden = !nextCursor;
-      status.textContent = $("videos").children.length ? "" : "No videos yet. Upload one above.";
+      arrange();
     } catch (err) {
       status.textContent = explain(err);
     }
   }
+
+  // Search by title and sort, over the videos loaded.
+  function arrange() {
+    const list = $("videos"), q = $("search").value.trim().toLowerCase();
+    const key = {
+      new: (v) => -Date.parse(v.createdAt), old: (v) => Date.parse(v.createdAt),
+      title: (v) => (v.title || v.fileName).toLowerCase(), size: (v) => -(v.size || 0), duration: (v) => -(v.duration || 0),
+    }[$("sort").value];
+    const items = [...list.children].sort((a, b) => { const x = key(a.video), y = key(b.video); return x < y ? -1 : x > y ? 1 : 0; });
+    let shown = 0;
+    for (const li of items) {
+      li.hidden = Boolean(q) && !(li.video.title || li.video.fileName).toLowerCase().includes(q);
+      if (!li.hidden) shown++;
+      list.append(li);
+    }
+    $("library-status").textContent = !list.children.length ? "No videos yet. Upload one above." : shown ? "" : `No title contains “${q}”.`;
+    picked();
+  }
+  $("search").addEventListener("input", arrange);
+  $("sort").addEventListener("change", arrange);
+
+  // Select several, delete them after one confirmation.
+  function picked() {
+    const n = document.querySelectorAll("#videos .video:not([hidden]) .pick:checked").length;
+    $("delete-selected").hidden = n === 0;
+    $("delete-selected").textContent = `Delete selected (${n})`;
+    return n;
+  }
+  $("videos").addEventListener("change", (e) => { if (e.target.classList.contains("pick")) picked(); });
+  $("delete-selected").addEventListener("click", async () => {
+    const rows = [...document.querySelectorAll("#videos .video:not([hidden])")].filter((li) => li.querySelector(".pick").checked);
+    $("bulk-count").textContent = String(rows.length);
+    if ((await ask($("bulk-dialog"))) !== "ok") return;
+    let failed = 0;
+    for (const li of rows) {
+      try { await api("DELETE", `/api/video/${li.dataset.id}`); li.remove(); } catch (_) { failed++; }
+    }
+    toast(failed ? `${rows.length - failed} deleted; ${failed} could not be.` : `${rows.length} deleted.`);
+    arrange();
+  });
   $("more").addEventListener("click", () => loadLibrary(false));
   window.addEventListener("online", () => { if (token) loadLibrary(true); });
   $("refresh").addEventListener("click", () => loadLibrary(true));
@@ -389,7 +451,11 @@
     fill(li, v);
     li.addEventListener("click", (e) => {
       const button = e.target.closest("button[data-action]");
-      if (button) act(li, button.dataset.action, button);
+      if (button) {
+        const menu = button.closest("details.menu");
+        if (menu && button.dataset.action !== "embed") menu.open = false;
+        act(li, button.dataset.action, button);
+      }
     });
     return li;
   }

@@ -53,6 +53,13 @@ async function api(token, method, path, body) {
   return { status: res.status, body: await res.json() };
 }
 
+// A row's actions other than the first sit in its "More actions" menu.
+async function action(item, name) {
+  const menu = item.locator("details.menu");
+  if (!(await menu.evaluate((d) => d.open))) await menu.locator("summary").click();
+  await item.getByRole("button", { name, exact: true }).click();
+}
+
 async function signIn(page, token) {
   await page.goto(base + "/");
   await page.getByLabel("Token").fill(token);
@@ -123,8 +130,8 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
 
   await t.test("rename", async () => {
     const item = page.locator(`.video[data-id="${videoId}"]`);
-    await item.getByRole("button", { name: "Rename" }).click();
-    await page.getByLabel("Title").fill("Lab meeting, week 3");
+    await action(item, "Rename");
+    await page.getByLabel("Title", { exact: true }).fill("Lab meeting, week 3");
     await page.screenshot({ path: join(shots, "05-rename-dialog.png") });
     await page.locator("#rename-dialog").getByRole("button", { name: "Save" }).click();
     await item.locator(".video-title", { hasText: "Lab meeting, week 3" }).waitFor();
@@ -133,7 +140,7 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
 
   await t.test("protect with a password; a fresh browser must enter it", async () => {
     const item = page.locator(`.video[data-id="${videoId}"]`);
-    await item.getByRole("button", { name: "Password" }).click();
+    await action(item, "Password");
     await page.getByLabel("New password").fill("correct horse");
     await page.locator("#password-dialog").getByRole("button", { name: "Set password" }).click();
     await item.locator(".locked").waitFor({ state: "visible" });
@@ -158,10 +165,10 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
   await t.test("an embed setting shows in the preview and the embed page", async () => {
     // A protected video's preview shows the password form, as a viewer's would: open it first.
     const item = page.locator(`.video[data-id="${videoId}"]`);
-    await item.getByRole("button", { name: "Password" }).click();
+    await action(item, "Password");
     await page.locator("#password-dialog").getByRole("button", { name: "Remove password" }).click();
     await item.locator(".locked").waitFor({ state: "hidden" });
-    await item.getByRole("button", { name: "Embed settings" }).click();
+    await action(item, "Embed settings");
     const preview = item.frameLocator("iframe");
     // Attached, not visible: a narrow player hides the speed menu to make room.
     await preview.locator(".ctl-speed").waitFor({ state: "attached" });
@@ -190,7 +197,7 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
     const vtt = join(work, "captions.vtt");
     writeFileSync(vtt, "WEBVTT\n\n00:00.000 --> 00:05.000\nHello from the captions\n");
     const item = page.locator(`.video[data-id="${videoId}"]`);
-    await item.getByRole("button", { name: "Captions" }).click();
+    await action(item, "Captions");
     await page.getByLabel("Language tag").fill("en");
     await page.getByLabel("Name shown in the player").fill("English");
     await page.locator("#captions-dialog").getByLabel("Captions file").setInputFiles(vtt);
@@ -224,7 +231,7 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
 
   await t.test("delete with confirmation", async () => {
     const item = page.locator(`.video[data-id="${videoId}"]`);
-    await item.getByRole("button", { name: "Delete" }).click();
+    await action(item, "Delete");
     await page.screenshot({ path: join(shots, "10-delete-confirm.png") });
     await page.locator("#delete-dialog").getByRole("button", { name: "Delete" }).click();
     await item.waitFor({ state: "detached" });
@@ -349,6 +356,25 @@ test("uploads resume: a dropped network by itself, a reload when the same file i
     await (await chooser).setFiles(sample);
     await item.locator(".status.ready").waitFor({ timeout: 30_000 });
     assert.equal((await api(token, "GET", `/api/video/${body.video.id}`)).body.video.status, "ready");
+  });
+
+  await t.test("search, sort, and delete several at once after one confirmation", async () => {
+    await page.getByLabel("Search by title").fill("forgot");
+    await page.waitForFunction(() => [...document.querySelectorAll("#videos .video")].filter((li) => !li.hidden).length === 1);
+    await page.screenshot({ path: join(shots, "16b-library-search.png"), fullPage: true });
+    await page.getByLabel("Search by title").fill("");
+    await page.getByLabel("Sort").selectOption("title");
+    const titles = await page.locator("#videos .video .video-title").allTextContents();
+    assert.deepEqual(titles, [...titles].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    const before = (await api(token, "GET", "/api/videos")).body.videos.length;
+    const rows = page.locator("#videos .video");
+    await rows.nth(0).locator(".pick").check();
+    await rows.nth(1).locator(".pick").check();
+    await page.getByRole("button", { name: "Delete selected (2)" }).click();
+    await page.screenshot({ path: join(shots, "16c-bulk-delete-confirm.png") });
+    await page.locator("#bulk-dialog").getByRole("button", { name: "Delete them" }).click();
+    await page.waitForFunction((n) => document.querySelectorAll("#videos .video").length === n, before - 2);
+    assert.equal((await api(token, "GET", "/api/videos")).body.videos.length, before - 2);
   });
 
   await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
