@@ -383,3 +383,15 @@ test("uploads resume: a dropped network by itself, a reload when the same file i
   await page.screenshot({ path: join(shots, "17-phone-after-resume.png"), fullPage: true });
   await page.close();
 });
+
+test("a light theme follows the system setting", async () => {
+  const token = flare("token", "create", "--name", "light");
+  const context = await browser.newContext({ colorScheme: "light", viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, token);
+  await page.locator("#app").waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.querySelector(".card")).backgroundColor);
+  assert.equal(bg, "rgb(255, 255, 255)");
+  await page.screenshot({ path: join(shots, "19-light-theme.png"), fullPage: true });
+  await context.close();
+});
