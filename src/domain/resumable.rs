@@ -26,7 +26,7 @@ use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::Storage;
-use crate::time::{iso8601, now_ms};
+use crate::time::now_ms;
 
 /// Within one long request, bytes are made durable and recorded every this many: a server
 /// killed mid-request loses at most this much of it (tus-js-client and Uppy send a whole file
@@ -643,9 +643,4 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal("a resumable upload's file work", e))?
         .map_err(|e| ApiError::from_io("a resumable upload's part file", e))
-}
-
-/// `Upload-Expires` and friends: the end of the window.
-pub fn until_text(state: &UploadState) -> String {
-    iso8601(state.until)
 }
