@@ -33,6 +33,9 @@ pub struct RawSettings {
     pub sendfile: Option<String>,
     pub workers: Option<u64>,
     pub log_level: Option<String>,
+    pub ffmpeg_path: Option<String>,
+    pub media_jobs: Option<u64>,
+    pub max_stream_bitrate: Option<u64>,
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -58,6 +61,9 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("trusted_proxies", "FLARE_TRUSTED_PROXIES"),
     ("sendfile", "FLARE_SENDFILE"),
     ("workers", "FLARE_WORKERS"),
+    ("ffmpeg_path", "FLARE_FFMPEG_PATH"),
+    ("media_jobs", "FLARE_MEDIA_JOBS"),
+    ("max_stream_bitrate", "FLARE_MAX_STREAM_BITRATE"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -133,6 +139,18 @@ impl RawSettings {
                 }
                 "trusted_proxies" => raw.trusted_proxies = Some(comma_list(&value)),
                 "sendfile" => raw.sendfile = Some(value),
+                "ffmpeg_path" => raw.ffmpeg_path = Some(value),
+                "media_jobs" => {
+                    raw.media_jobs = Some(value.trim().parse().map_err(|_| bad("a number"))?)
+                }
+                "max_stream_bitrate" => {
+                    raw.max_stream_bitrate = Some(
+                        value
+                            .trim()
+                            .parse()
+                            .map_err(|_| bad("a number of bits per second"))?,
+                    )
+                }
                 "workers" => raw.workers = Some(value.trim().parse().map_err(|_| bad("a number"))?),
                 "log_level" => raw.log_level = Some(value),
                 _ => unreachable!("ENV_VARS lists only known keys"),
@@ -155,6 +173,9 @@ impl RawSettings {
             max_append_bytes: over.max_append_bytes.or(self.max_append_bytes),
             cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
             sync_uploads: over.sync_uploads.or(self.sync_uploads),
+            ffmpeg_path: over.ffmpeg_path.or(self.ffmpeg_path),
+            media_jobs: over.media_jobs.or(self.media_jobs),
+            max_stream_bitrate: over.max_stream_bitrate.or(self.max_stream_bitrate),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -204,6 +225,13 @@ pub struct Settings {
     /// Threads serving connections, each with its own event loop.
     pub workers: usize,
     pub log_level: log::LevelFilter,
+    /// ffmpeg for posters and renditions: `None` looks for `ffmpeg` on PATH; `Some("")` or
+    /// `Some("off")` turns it off.
+    pub ffmpeg_path: Option<String>,
+    /// ffmpeg jobs run at once (0: none).
+    pub media_jobs: usize,
+    /// Bits per second above which an original gets a lighter rendition.
+    pub max_stream_bitrate: u64,
 }
 
 impl Settings {
@@ -312,6 +340,16 @@ impl Settings {
                 Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             },
             log_level,
+            ffmpeg_path: raw.ffmpeg_path,
+            media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
+            max_stream_bitrate: match raw.max_stream_bitrate.unwrap_or(20_000_000) {
+                n if n < 500_000 => {
+                    return Err(format!(
+                        "max_stream_bitrate = {n}: at least 500000 (bits per second)"
+                    ))
+                }
+                n => n,
+            },
         })
     }
 }

@@ -10,6 +10,11 @@ struct StderrLogger;
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
+        // mp4parse warns about every harmless oddity of a file (ffmpeg's own `hdlr` boxes among
+        // them); what flare makes of a file is in its record.
+        if metadata.target().starts_with("mp4parse") {
+            return metadata.level() <= log::Level::Error;
+        }
         metadata.level() <= log::max_level()
     }
 

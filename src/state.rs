@@ -31,6 +31,8 @@ pub struct AppState {
     pub sessions: crate::domain::sessions::Sessions,
     pub throttle: Throttle,
     pub tokens: crate::domain::token_cache::TokenCache,
+    /// ffmpeg, if found, and the bell of the poster and rendition workers.
+    pub media: crate::domain::ffmpeg::MediaJobs,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             Some(server) => format!("the running server (pid {})", server.pid),
             None => "the settings (no server is running on this data folder)".into(),
         };
+        let settings_for_media = settings.clone();
         Ok(AppState {
             settings,
             links_from,
@@ -99,6 +102,7 @@ impl AppState {
             sessions: Default::default(),
             throttle: Throttle::default(),
             tokens: Default::default(),
+            media: crate::domain::ffmpeg::MediaJobs::new(&settings_for_media),
         })
     }
 
@@ -125,6 +129,15 @@ impl AppState {
             log::info!(
                 "resumable uploads: ended {ended} session(s) whose window passed or whose bytes a \
                  crash took, removed {removed} part file(s) without a session"
+            );
+        }
+        let requeued = self
+            .db
+            .blocking(|c| crate::db::jobs::requeue_running(c, crate::time::now_ms()))
+            .map_err(|e| format!("cannot read the database: {e}"))?;
+        if requeued > 0 {
+            log::info!(
+                "queued again {requeued} poster or rendition job(s) an earlier stop interrupted"
             );
         }
         let pending: Vec<String> = self

@@ -214,3 +214,18 @@ pub(crate) fn read_cached(file: &File, offset: u64, n: usize) -> Option<Vec<u8>>
     unsafe { buf.set_len(got as usize) };
     Some(buf)
 }
+
+/// Makes a helper process (ffmpeg) run at the lowest CPU priority (nice 19), so that a
+/// transcode never slows serving, and die with the server, so that a killed server leaves no
+/// transcode running. Applied between fork and exec.
+pub(crate) fn helper_process(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
+    // (setpriority, prctl), both async-signal-safe, touching no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}

@@ -251,6 +251,14 @@
       cancel.hidden = true;
       announce(`${file.name} uploaded.`);
       $("clear-finished").hidden = false;
+      // No poster coming from the server (no ffmpeg there): send one grabbed here.
+      try {
+        const made = (await api("GET", `/api/video/${videoId}`)).video;
+        if (!made.posterUrl && !(made.jobs || []).length) {
+          const poster = await grabPoster(file);
+          if (poster) await putPoster(videoId, poster);
+        }
+      } catch (_) { /* the video is stored; a poster can be set later from its menu */ }
       loadLibrary(true);
     } catch (raw) {
       if (cancelled) return;
@@ -343,6 +351,7 @@
   // ---- Library ----
 
   // Rows are updated in place: an open editor or menu survives another upload finishing.
+  let jobsTimer = null;
   async function loadLibrary(reset) {
     const status = $("library-status");
     try {
@@ -360,6 +369,11 @@
       nextCursor = page.nextCursor;
       $("more").hidden = !nextCursor;
       arrange();
+      // While posters or renditions are being made, look again every few seconds.
+      clearTimeout(jobsTimer);
+      if (page.videos.some((v) => (v.jobs || []).some((j) => j.state === "queued" || j.state === "running"))) {
+        jobsTimer = setTimeout(() => { if (token) loadLibrary(true); }, 3000);
+      }
     } catch (err) {
       status.textContent = explain(err);
     }
@@ -428,7 +442,7 @@
     status.className = `badge status ${v.status}`;
     li.querySelector(".locked").hidden = !v.passwordProtected;
     const m = v.media || {};
-    const clock = (s) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
+    const clock = (s) => s >= 3600 ? `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}:${String(Math.round(s % 60)).padStart(2, "0")}` : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
     const parts = [fmtBytes(v.size)];
     if (v.duration) parts.push(clock(v.duration));
     if (m.width && m.height) parts.push(`${m.width}×${m.height}`);
@@ -436,9 +450,34 @@
     if (v.captions) parts.push(`captions: ${v.captions.map((c) => c.lang).join(", ")}`);
     parts.push(fmtDate(v.createdAt), v.id);
     li.querySelector(".video-meta").textContent = parts.join(" · ");
+    const thumb = li.querySelector(".thumb"), img = thumb.querySelector("img");
+    thumb.href = `/v/${v.id}`;
+    if (v.posterUrl) { if (img.getAttribute("src") !== v.posterUrl) img.src = v.posterUrl; img.hidden = false; }
+    else { img.removeAttribute("src"); img.hidden = true; }
+    thumb.querySelector(".thumb-duration").textContent = v.duration ? clock(v.duration) : "";
+    const jobs = v.jobs || [], rendition = jobs.find((j) => j.kind === "rendition");
     const warn = li.querySelector(".codec-note");
-    warn.hidden = m.playable !== false;
-    warn.textContent = `Browsers may not play this file (${m.videoCodec || "unknown codec"}); viewers can still download it.`;
+    warn.hidden = m.playable !== false || Boolean(v.renditions);
+    warn.textContent = rendition && rendition.state !== "failed"
+      ? `Browsers may not play this file (${m.videoCodec || "unknown codec"}); a playable copy is being made.`
+      : `Browsers may not play this file (${m.videoCodec || "unknown codec"}); viewers can still download it.`;
+    // Poster and rendition jobs, while they run or when they failed.
+    const note = li.querySelector(".job-note");
+    const what = { poster: "poster", rendition: "playable copy" };
+    const busy = jobs.filter((j) => j.state === "queued" || j.state === "running");
+    const failedJob = jobs.find((j) => j.state === "failed" || (j.state === "queued" && j.error));
+    note.classList.toggle("failed", Boolean(failedJob) && !busy.some((j) => j.state === "running"));
+    if (busy.some((j) => j.state === "running")) {
+      const j = busy.find((x) => x.state === "running");
+      note.textContent = `Making the ${what[j.kind]}${j.kind === "rendition" ? `: ${Math.round(j.progress * 100)} %` : "…"}`;
+    } else if (failedJob) {
+      note.textContent = `The ${what[failedJob.kind]} could not be made${failedJob.state === "queued" ? " (trying again soon)" : ""}: ${failedJob.error}`;
+    } else if (busy.length) {
+      note.textContent = `Waiting to make the ${busy.map((j) => what[j.kind]).join(" and ")}.`;
+    } else note.textContent = "";
+    note.hidden = !note.textContent;
+    li.querySelector('[data-action="remove-poster"]').hidden = !v.posterUrl;
+    li.querySelector('[data-action="poster"]').disabled = v.status !== "ready";
     li.querySelector('[data-action="copy-public"]').disabled = !v.publicUrl;
     // A pending video with no upload running here: say so, and offer to finish it.
     const uploading = Object.values(pendingAll()).some((r) => r.videoId === v.id);
@@ -493,6 +532,65 @@
     });
   }
 
+  // A poster picture chosen for one video.
+  let posterTarget = null;
+  $("poster-file").addEventListener("change", async (e) => {
+    const file = e.target.files[0], li = posterTarget;
+    e.target.value = "";
+    if (!file || !li) return;
+    try {
+      const r = await putPoster(li.video.id, file);
+      fill(li, r.video);
+      toast("Poster set.");
+    } catch (err) { toast(explain(err)); }
+  });
+
+  async function putPoster(id, blob) {
+    let res;
+    try {
+      res = await fetch(`/api/video/${id}/poster`, { method: "PUT", headers: { Authorization: `Bearer ${token}`, "Content-Type": blob.type || "image/jpeg" }, body: blob });
+    } catch (_) {
+      throw new ApiError(0, "network", "The server could not be reached. Check the connection and try again.");
+    }
+    const data = await res.json().catch(() => null);
+    if (!res.ok) { const e = (data && data.error) || {}; throw new ApiError(res.status, e.code || "http-" + res.status, e.message || res.statusText); }
+    return data;
+  }
+
+  // Without ffmpeg on the server, the poster is a frame of the local file, a tenth of the way
+  // in, drawn on a canvas here. Null when this browser cannot decode the file (HEVC in Chromium).
+  async function grabPoster(file) {
+    const url = URL.createObjectURL(file);
+    const video = document.createElement("video");
+    video.muted = true;
+    video.preload = "auto";
+    const once = (event) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), 15000);
+      video.addEventListener(event, () => { clearTimeout(timer); resolve(); }, { once: true });
+      video.addEventListener("error", () => { clearTimeout(timer); reject(new Error("cannot decode")); }, { once: true });
+    });
+    try {
+      const loaded = once("loadeddata");
+      video.src = url;
+      await loaded;
+      if (!video.videoWidth) return null;
+      const seeked = once("seeked");
+      video.currentTime = Number.isFinite(video.duration) ? video.duration * 0.1 : 0;
+      await seeked;
+      const w = Math.min(1280, video.videoWidth), h = Math.round((video.videoHeight * w) / video.videoWidth);
+      const canvas = document.createElement("canvas");
+      canvas.width = w; canvas.height = h;
+      canvas.getContext("2d").drawImage(video, 0, 0, w, h);
+      return await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+    } catch (_) {
+      return null;
+    } finally {
+      video.removeAttribute("src");
+      video.load();
+      URL.revokeObjectURL(url);
+    }
+  }
+
   async function act(li, action, button) {
     const v = li.video;
     const l = links(v);
@@ -520,6 +618,14 @@
         });
       } else if (action === "captions") {
         await captionsDialog(li);
+      } else if (action === "poster") {
+        posterTarget = li;
+        $("poster-file").click();
+      } else if (action === "remove-poster") {
+        const r = await api("DELETE", `/api/video/${v.id}/poster`);
+        fill(li, r.video);
+        toast((r.video.jobs || []).some((j) => j.kind === "poster" && j.state !== "done") ? "Poster removed; one is being made from the video." : "Poster removed.");
+        loadLibrary(true);
       } else if (action === "delete") {
         $("delete-name").textContent = v.title || v.fileName;
         if ((await ask($("delete-dialog"))) === "ok") {

@@ -22,13 +22,14 @@
   };
   const toggle = () => (video.paused ? video.play() : video.pause());
 
-  // The poster frame: show the frame at thumbnailTime until the viewer presses play.
+  // The poster frame: without a poster picture, show the frame at thumbnailTime until the
+  // viewer presses play.
   video.addEventListener("loadedmetadata", () => {
-    if (!autoplay && thumb > 0 && thumb < video.duration && video.currentTime === 0) video.currentTime = thumb;
+    if (!autoplay && !video.poster && thumb > 0 && thumb < video.duration && video.currentTime === 0) video.currentTime = thumb;
     update();
   });
   video.addEventListener("play", () => {
-    if (!startedOnce && !autoplay && thumb > 0) video.currentTime = 0;
+    if (!startedOnce && !autoplay && !video.poster && thumb > 0) video.currentTime = 0;
     startedOnce = true;
   });
 

@@ -26,5 +26,8 @@
   // A codec the browser cannot decode: an error, or sound with no picture.
   const note = document.querySelector(".codec-message");
   video.addEventListener("error", () => { note.hidden = false; });
+  // With <source>s, the error is the last one's: nothing listed could play.
+  const lastSource = video.querySelector("source:last-of-type");
+  if (lastSource) lastSource.addEventListener("error", () => { note.hidden = false; });
   video.addEventListener("loadeddata", () => { if (!video.videoWidth && note) note.hidden = false; });
 })();

@@ -35,6 +35,8 @@ pub enum ProblemKind {
     PartMissing,
     /// A part file in `tmp/resumable/` with no session.
     OrphanPart,
+    /// A poster or rendition the record names whose file is gone or has another size.
+    AssetMissing,
 }
 
 impl std::fmt::Display for ProblemKind {
@@ -235,12 +237,78 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         }
     }
 
+    // Posters and renditions: each recorded one is there, with its size; a missing one is
+    // forgotten by repair and, when ffmpeg made it, queued to be made again.
+    let assets = app.db.blocking(|c| db::jobs::all_assets(c)).map_err(sql)?;
+    for (video_id, a) in &assets {
+        let path = format!("objects/{video_id}/derived/{}", a.file_name);
+        let on_disk = app
+            .storage
+            .derived_size(video_id, &a.file_name)
+            .map_err(io)?;
+        if on_disk == Some(a.size) {
+            continue;
+        }
+        if opts.repair {
+            let sha = videos
+                .iter()
+                .find(|v| v.id == *video_id && v.status == VideoStatus::Ready)
+                .and_then(|v| v.sha256.clone());
+            app.db
+                .blocking(|c| {
+                    db::jobs::remove_asset(c, video_id, &a.kind)?;
+                    if let (Some(sha), "ffmpeg") = (&sha, a.origin.as_str()) {
+                        db::jobs::enqueue(c, video_id, &a.kind, sha, now)?;
+                        db::jobs::refresh(c, video_id)?;
+                    }
+                    Ok::<_, rusqlite::Error>(())
+                })
+                .map_err(sql)?;
+        }
+        report.problems.push(problem(
+            ProblemKind::AssetMissing,
+            Some(video_id),
+            Some(&path),
+            match on_disk {
+                None => format!("the video's {} is gone", a.kind),
+                Some(n) => format!("the video's {} has {n} bytes, {} recorded", a.kind, a.size),
+            } + if a.origin == "ffmpeg" {
+                "; repair forgets it and queues it to be made again"
+            } else {
+                "; repair forgets it (it was uploaded: send it again)"
+            },
+            opts.repair,
+        ));
+    }
+    let recorded: HashSet<(&str, &str)> = assets
+        .iter()
+        .map(|(v, a)| (v.as_str(), a.file_name.as_str()))
+        .collect();
+    let making: HashSet<String> = app
+        .db
+        .blocking(|c| db::jobs::running_videos(c))
+        .map_err(sql)?
+        .into_iter()
+        .collect();
+
     let files = app.storage.inventory().map_err(io)?;
     report.files = files.len();
     for f in &files {
+        // A poster or rendition the record names, or one a running job is about to record.
+        if f.derived.as_ref().is_some_and(|(v, file)| {
+            recorded.contains(&(v.as_str(), file.as_str()))
+                || making.contains(v)
+                || deleting.contains(v.as_str())
+        }) {
+            continue;
+        }
         // One video has one object, the one its record names; a being-deleted video's files
         // are its deletion's business, and a publishing one's are about to change.
-        let owner = f.key.as_ref().map(|k| k.video_id.as_str());
+        let owner = f
+            .key
+            .as_ref()
+            .map(|k| k.video_id.as_str())
+            .or(f.derived.as_ref().map(|(v, _)| v.as_str()));
         if f.key.as_ref().is_some_and(|k| {
             objects.contains(&(k.video_id.as_str(), k.file_name.as_str()))
                 || publishing.contains(k.video_id.as_str())
@@ -257,13 +325,18 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         };
         report.problems.push(problem(
             ProblemKind::OrphanFile,
-            f.key.as_ref().map(|k| k.video_id.as_str()),
+            owner,
             Some(&rel),
             match (&moved, owned) {
                 (Some(to), _) => format!(
                     "{} bytes that no video's record names; moved to {}",
                     f.size,
                     to.display()
+                ),
+                (None, true) if f.derived.is_some() => format!(
+                    "{} bytes: a poster or rendition its video's record no longer names; repair \
+                     moves it to lost+found/",
+                    f.size
                 ),
                 (None, true) => format!(
                     "{} bytes beside the object its video's record names (one video has one \

@@ -4,6 +4,7 @@
 //! writer, and the busy timeout makes a second writer wait its turn instead of failing.
 
 pub mod captions;
+pub mod jobs;
 pub mod publications;
 pub mod tokens;
 pub mod uploads;
@@ -110,6 +111,40 @@ CREATE TABLE captions (
     PRIMARY KEY (video_id, lang)
 );
 ALTER TABLE videos ADD COLUMN captions TEXT;
+"#,
+    // Posters and renditions: `media_jobs` is the queue (one row per video and kind, made from
+    // the object whose digest it names), `assets` what was made (files under
+    // `objects/ID/derived/`), `videos.derived` both as the Video object shows them.
+    r#"
+CREATE TABLE media_jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id      TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    progress      REAL NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    run_after     INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    UNIQUE (video_id, kind)
+);
+CREATE INDEX media_jobs_queued ON media_jobs (run_after) WHERE state = 'queued';
+CREATE TABLE assets (
+    video_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    sha256       TEXT NOT NULL,
+    width        INTEGER,
+    height       INTEGER,
+    bitrate      INTEGER,
+    origin       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (video_id, kind)
+);
+ALTER TABLE videos ADD COLUMN derived TEXT;
 "#,
 ];
 

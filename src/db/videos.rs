@@ -70,6 +70,8 @@ pub struct VideoRow {
     pub media: Option<String>,
     /// The caption tracks (`[{lang, label}]`) as JSON; `None` when there are none.
     pub captions: Option<String>,
+    /// Posters, renditions and their jobs (`db::jobs::Derived`) as JSON; `None` when none.
+    pub derived: Option<String>,
 }
 
 /// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
@@ -77,7 +79,7 @@ macro_rules! columns {
     () => {
         "id, title, file_name, source, width, height, duration, status, object_name, \
          size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq, \
-         media, captions"
+         media, captions, derived"
     };
 }
 
@@ -102,6 +104,7 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
         seq: r.get(16)?,
         media: r.get(17)?,
         captions: r.get(18)?,
+        derived: r.get(19)?,
     })
 }
 
@@ -203,6 +206,9 @@ pub fn begin_delete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<b
         params![id, now],
     )?;
     super::exec(conn, "DELETE FROM uploads WHERE video_id = ?1", [id])?;
+    // A job running for it sees its row gone at its next progress report, and stops.
+    super::exec(conn, "DELETE FROM media_jobs WHERE video_id = ?1", [id])?;
+    super::exec(conn, "DELETE FROM assets WHERE video_id = ?1", [id])?;
     Ok(n > 0)
 }
 

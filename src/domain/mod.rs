@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod captions;
 pub mod embed;
+pub mod ffmpeg;
 pub mod in_flight;
+pub mod media_jobs;
 pub mod names;
 pub mod passwords;
 pub mod probe;

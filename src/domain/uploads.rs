@@ -327,6 +327,8 @@ pub(crate) async fn publish<G: Send + 'static>(
         .map_err(|e| ApiError::from_io("probing an upload", e))?
     };
     let media_json = serde_json::to_string(&media).unwrap_or_default();
+    // Posters and renditions are queued with the record, so a crash cannot lose them.
+    let jobs = crate::domain::media_jobs::jobs_for(app, &media);
     let storage = app.storage.clone();
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
@@ -365,12 +367,18 @@ pub(crate) async fn publish<G: Send + 'static>(
                     replaces: replaces.clone(),
                 },
             )?;
-            Ok((guard, replaces))
+            // The old object's posters and renditions no longer describe it.
+            let stale = db::jobs::forget_video(conn, &committed.video_id)?;
+            for kind in &jobs {
+                db::jobs::enqueue(conn, &committed.video_id, kind, &sha256, now)?;
+            }
+            db::jobs::refresh(conn, &committed.video_id)?;
+            Ok((guard, (replaces, stale)))
         }
     };
     let published = app
         .db
-        .write_durable_then(publication, move |(guard, replaces)| {
+        .write_durable_then(publication, move |(guard, (replaces, stale))| {
             keep(guard);
             crate::faults::crash_at("crash-after-commit");
             storage
@@ -381,6 +389,12 @@ pub(crate) async fn publish<G: Send + 'static>(
                         e,
                     )
                 })?;
+            for file in stale {
+                // Left behind by a crash, fsck finds it; nothing serves an unrecorded file.
+                if let Err(e) = storage.remove_derived(&key.video_id, &file) {
+                    log::warn!("could not remove an old poster or rendition: {e}");
+                }
+            }
             storage
                 .open_object(&key)
                 .map_err(|e| ApiError::from_io("reading a published object", e))?
@@ -389,6 +403,7 @@ pub(crate) async fn publish<G: Send + 'static>(
         })
         .await;
     let meta = published?;
+    app.media.wake();
     // The rename is done; forget its journal row (a crash before this is harmless: the next
     // start finds the staged file gone and drops the row).
     if let Err(e) = app

@@ -73,6 +73,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
         embed_settings: None,
         media: None,
         captions: None,
+        derived: None,
         created_at: now,
         updated_at: now,
         seq: 0,
@@ -226,16 +227,26 @@ pub(crate) async fn update_embed_settings(
     patch: serde_json::Map<String, Value>,
 ) -> Result<EmbedSettings, ApiError> {
     let key = id.to_string();
+    let poster_jobs = app.media.ffmpeg().is_some();
     app.db
         .write(move |conn| {
             let tx: &rusqlite::Connection = conn;
             let video = db::videos::get(tx, &key)?.ok_or_else(|| not_found(&key))?;
-            let merged =
-                EmbedSettings::from_stored(video.embed_settings.as_deref()).merge(&patch)?;
+            let before = EmbedSettings::from_stored(video.embed_settings.as_deref());
+            let merged = before.merge(&patch)?;
             db::videos::set_embed_settings(tx, &key, &merged.to_json().to_string(), now_ms())?;
-            Ok(merged)
+            // A poster made at the old thumbnailTime is made again at the new one.
+            let remake = merged.thumbnail_time != before.thumbnail_time && poster_jobs;
+            let requeued = remake && db::jobs::requeue_poster(tx, &video, now_ms())?;
+            Ok((merged, requeued))
         })
         .await
+        .map(|(merged, requeued)| {
+            if requeued {
+                app.media.wake();
+            }
+            merged
+        })
 }
 
 /// `media_url/VIDEO_ID/composite/FILE`.
@@ -285,6 +296,81 @@ pub(crate) struct VideoJson<'a> {
     /// Caption tracks; absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     captions: Vec<CaptionJson>,
+    /// The poster picture; absent when there is none (yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    poster_url: Option<String>,
+    /// Lighter or more playable copies for the players; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    renditions: Vec<RenditionJson>,
+    /// Poster and rendition jobs; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    jobs: Vec<JobJson>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RenditionJson {
+    url: String,
+    content_type: String,
+    size: u64,
+    sha256: String,
+    width: Option<u32>,
+    height: Option<u32>,
+    bitrate: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JobJson {
+    kind: String,
+    state: String,
+    progress: f64,
+    attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    updated_at: String,
+}
+
+/// A video's posters, renditions and jobs, from its row.
+pub(crate) fn derived(v: &VideoRow) -> crate::db::jobs::Derived {
+    v.derived
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default()
+}
+
+/// Where a poster or rendition is served (like the object, under media_url).
+pub fn derived_url(app: &AppState, video_id: &str, file: &str) -> String {
+    format!(
+        "{}/{}/derived/{}",
+        app.media_url,
+        encode_segment(video_id),
+        encode_segment(file)
+    )
+}
+
+/// The poster's URL, if the video has one.
+pub(crate) fn poster_url(app: &AppState, v: &VideoRow) -> Option<String> {
+    derived(v)
+        .assets
+        .iter()
+        .find(|a| a.kind == crate::db::jobs::POSTER)
+        .map(|a| derived_url(app, &v.id, &a.file_name))
+}
+
+/// The renditions' URLs and types, for the players' `<source>`s.
+pub(crate) fn rendition_sources(app: &AppState, v: &VideoRow) -> Vec<(String, String)> {
+    derived(v)
+        .assets
+        .iter()
+        .filter(|a| a.kind == crate::db::jobs::RENDITION)
+        .map(|a| {
+            (
+                derived_url(app, &v.id, &a.file_name),
+                a.content_type.clone(),
+            )
+        })
+        .collect()
 }
 
 #[derive(serde::Serialize)]
@@ -340,6 +426,35 @@ pub(crate) fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
                 url: caption_url(app, &v.id, &t.lang),
                 lang: t.lang,
                 label: t.label,
+            })
+            .collect(),
+        poster_url: poster_url(app, v),
+        renditions: {
+            let d = derived(v);
+            d.assets
+                .into_iter()
+                .filter(|a| a.kind == crate::db::jobs::RENDITION)
+                .map(|a| RenditionJson {
+                    url: derived_url(app, &v.id, &a.file_name),
+                    content_type: a.content_type,
+                    size: a.size,
+                    sha256: a.sha256,
+                    width: a.width,
+                    height: a.height,
+                    bitrate: a.bitrate,
+                })
+                .collect()
+        },
+        jobs: derived(v)
+            .jobs
+            .into_iter()
+            .map(|j| JobJson {
+                kind: j.kind,
+                state: j.state,
+                progress: (j.progress * 100.0).round() / 100.0,
+                attempts: j.attempts,
+                error: j.error,
+                updated_at: iso8601(j.updated_at),
             })
             .collect(),
     }

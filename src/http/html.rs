@@ -43,6 +43,40 @@ pub struct WatchLinks {
     pub oembed: String,
 }
 
+/// What the players show beside the original: its poster, and renditions (URL, type) that play
+/// where the original may not, tried first.
+#[derive(Default)]
+pub struct Extras {
+    pub poster: Option<String>,
+    pub renditions: Vec<(String, String)>,
+}
+
+impl Extras {
+    /// The `<video>` attributes and children that name what to play: `src` alone, or the
+    /// renditions' `<source>`s then the original's; and the poster.
+    fn video_parts(&self, original: &str, original_type: &str) -> (String, String) {
+        let mut attrs = String::new();
+        if let Some(p) = &self.poster {
+            attrs.push_str(&format!(" poster=\"{}\"", esc(p)));
+        }
+        if self.renditions.is_empty() {
+            attrs.push_str(&format!(" src=\"{}\"", esc(original)));
+            return (attrs, String::new());
+        }
+        let mut sources: String = self
+            .renditions
+            .iter()
+            .map(|(url, ct)| format!("<source src=\"{}\" type=\"{}\">", esc(url), esc(ct)))
+            .collect();
+        sources.push_str(&format!(
+            "<source src=\"{}\" type=\"{}\">",
+            esc(original),
+            esc(original_type)
+        ));
+        (attrs, sources)
+    }
+}
+
 /// `1:02:03` or `4:05`.
 fn clock(seconds: f64) -> String {
     let s = seconds.round() as u64;
@@ -86,7 +120,7 @@ fn tracks(video: &VideoRow) -> String {
 /// The watch page: title, the video with the browser's own controls and its captions, what it
 /// is (size, duration, pixels, date), share and download, link-preview tags and an oEmbed link;
 /// or a note while it is pending.
-pub fn watch(video: &VideoRow, media: Option<&str>, links: &WatchLinks) -> String {
+pub fn watch(video: &VideoRow, media: Option<&str>, extras: &Extras, links: &WatchLinks) -> String {
     let title = title_of(video);
     let info: Option<crate::domain::probe::MediaInfo> = video
         .media
@@ -104,8 +138,10 @@ pub fn watch(video: &VideoRow, media: Option<&str>, links: &WatchLinks) -> Strin
             }
             facts.push(crate::time::iso8601(video.created_at)[..10].to_string());
             let codec = info.video_codec.as_deref().unwrap_or("an unknown codec");
+            let (attrs, sources) =
+                extras.video_parts(url, video.content_type.as_deref().unwrap_or("video/mp4"));
             format!(
-                "<video class=\"watch-video\" controls preload=\"metadata\" playsinline src=\"{src}\">{tracks}</video>\n\
+                "<video class=\"watch-video\" controls preload=\"metadata\" playsinline{attrs}>{sources}{tracks}</video>\n\
                  <p class=\"codec-message notice\" role=\"alert\"{hide}>This browser cannot play this video ({codec}). \
                  <a href=\"{src}\" download>Download the original</a> to watch it in a player that can.</p>\n\
                  <p class=\"meta\">{facts}</p>\n\
@@ -117,7 +153,12 @@ pub fn watch(video: &VideoRow, media: Option<&str>, links: &WatchLinks) -> Strin
                  <script src=\"/static/watch.js\"></script>",
                 src = esc(url),
                 tracks = tracks(video),
-                hide = if info.playable == Some(false) { "" } else { " hidden" },
+                // A rendition plays where the original does not: no word of it then.
+                hide = if info.playable == Some(false) && extras.renditions.is_empty() {
+                    ""
+                } else {
+                    " hidden"
+                },
                 codec = esc(codec),
                 facts = esc(&facts.join(" · ")),
                 watch = esc(&links.watch),
@@ -152,6 +193,13 @@ pub fn watch(video: &VideoRow, media: Option<&str>, links: &WatchLinks) -> Strin
             u = esc(url),
             ct = esc(video.content_type.as_deref().unwrap_or("video/mp4")),
         ));
+        if let Some(poster) = &extras.poster {
+            head.push_str(&format!(
+                "<meta property=\"og:image\" content=\"{p}\">\n\
+                 <meta name=\"twitter:image\" content=\"{p}\">\n",
+                p = esc(poster)
+            ));
+        }
     }
     layout_with_head(
         title,
@@ -212,7 +260,13 @@ const ICON_VOLUME: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path
 const ICON_FULLSCREEN: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M7 14H5v5h5v-2H7v-3zm-2-4h2V7h3V5H5v5zm12 7h-3v2h5v-5h-2v3zM14 5v2h3v3h2V5h-5z\"/></svg>";
 
 /// The embed player, honouring every setting. `watch` is the watch page's URL for the branding.
-pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &str) -> String {
+pub fn embed(
+    video: &VideoRow,
+    media: Option<&str>,
+    extras: &Extras,
+    s: &EmbedSettings,
+    watch: &str,
+) -> String {
     let title = title_of(video);
     let Some(url) = media else {
         return layout(
@@ -287,10 +341,12 @@ pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &s
     } else {
         String::new()
     };
+    let (play, sources) =
+        extras.video_parts(url, video.content_type.as_deref().unwrap_or("video/mp4"));
     let body = format!(
         "<div class=\"player theme-{theme}\" style=\"--accent: {accent}; --radius: {radius}px\" \
          data-thumbnail-time=\"{thumb}\" data-autoplay=\"{autoplay}\">\n\
-         <video preload=\"metadata\" playsinline src=\"{src}\" aria-label=\"{label}\"{attrs}>{tracks}</video>\n\
+         <video preload=\"metadata\" playsinline{play} aria-label=\"{label}\"{attrs}>{sources}{tracks}</video>\n\
          <div class=\"controls\">\n{controls}</div>\n{branding}</div>\n\
          <script src=\"/static/player.js\"></script>",
         theme = esc(&s.player_theme),
@@ -298,7 +354,6 @@ pub fn embed(video: &VideoRow, media: Option<&str>, s: &EmbedSettings, watch: &s
         radius = s.embed_border_radius,
         thumb = s.thumbnail_time,
         autoplay = s.autoplay,
-        src = esc(url),
         label = esc(title),
     );
     layout(title, "page-embed", &body)

@@ -69,6 +69,9 @@ impl Application {
         let base_url = state.base_url.clone();
         let state = web::Data::new(state);
         spawn_sweeper(std::sync::Arc::downgrade(&state.clone().into_inner()));
+        crate::domain::media_jobs::spawn_workers(std::sync::Arc::downgrade(
+            &state.clone().into_inner(),
+        ));
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
         let trusted = Arc::new(state.settings.trusted_proxies.clone());
         let app = {

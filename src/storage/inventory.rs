@@ -16,6 +16,8 @@ pub(crate) struct Found {
     pub path: PathBuf,
     /// Set when the file sits where an object belongs: `VIDEO_ID/composite/FILE`.
     pub key: Option<ObjectKey>,
+    /// Set when the file sits where a poster or rendition belongs: `VIDEO_ID/derived/FILE`.
+    pub derived: Option<(String, String)>,
     pub size: u64,
 }
 
@@ -63,9 +65,16 @@ impl Storage {
                     }
                     _ => None,
                 };
+                let derived = match parts.as_slice() {
+                    [video_id, dir, file_name] if dir == "derived" => {
+                        Some((video_id.clone(), file_name.clone()))
+                    }
+                    _ => None,
+                };
                 out.push(Found {
                     path: rel,
                     key,
+                    derived,
                     size: entry.metadata()?.len(),
                 });
             }

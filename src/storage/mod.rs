@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ids::random_id;
 
+mod derived;
 mod inventory;
 mod part;
 mod read;

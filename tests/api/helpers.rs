@@ -44,10 +44,15 @@ impl TestApp {
 
     /// Another server on this one's data folder, as after a restart: this one stops first
     /// (one server per data folder).
-    pub fn restart(mut self) -> TestApp {
+    pub fn restart(self) -> TestApp {
+        self.restart_with(|_| {})
+    }
+
+    /// As `restart`, with the test's own settings.
+    pub fn restart_with(mut self, tweak: impl FnOnce(&mut RawSettings)) -> TestApp {
         self.stop();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        TestApp::start(dir, |_| {})
+        TestApp::start(dir, tweak)
     }
 
     fn stop(&mut self) {
@@ -71,6 +76,9 @@ impl TestApp {
             sync_uploads: Some(false),
             log_level: Some("off".into()),
             workers: Some(1),
+            // No ffmpeg jobs unless a test asks (tests/api/media_jobs.rs): most tests store
+            // random bytes, and their records stay as they were.
+            ffmpeg_path: Some("off".into()),
             ..RawSettings::default()
         };
         tweak(&mut raw);
@@ -393,6 +401,7 @@ impl Node {
             .args(["serve", "--listen", &listen])
             .env("FLARE_DATA_DIR", data_dir)
             .env("FLARE_LOG_LEVEL", "info")
+            .env("FLARE_FFMPEG_PATH", "off")
             .env_remove("FLARE_CONFIG")
             .envs(env.iter().copied())
             .current_dir(data_dir.parent().unwrap())

@@ -12,6 +12,7 @@ mod fsck;
 mod helpers;
 mod hostile;
 mod media;
+mod media_jobs;
 mod names;
 mod openapi;
 mod pages;

@@ -16,7 +16,7 @@ const bin = process.env.FLARE_BIN || join(process.env.CARGO_TARGET_DIR || join(r
 const shots = join(root, "target/browser-screenshots");
 const work = mkdtempSync(join(tmpdir(), "flare-browser-"));
 // 4 MiB per request (presign's chunkSize): a network cut lands between requests, as on Wi-Fi.
-const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_MAX_APPEND_BYTES: String(4 << 20) };
+const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_FFMPEG_PATH: "off", FLARE_MAX_APPEND_BYTES: String(4 << 20) };
 delete env.FLARE_CONFIG;
 const LAUNCH = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"];
@@ -110,6 +110,29 @@ test("a person uploads, watches, renames, protects, embeds and deletes a video",
     assert.equal(body.video.status, "ready");
     assert.equal(body.video.size, (await import("node:fs")).statSync(sample).size);
     await page.screenshot({ path: join(shots, "03-uploaded.png"), fullPage: true });
+  });
+
+  await t.test("without ffmpeg on the server, the page sends a poster grabbed from the file; the library and the watch page show it", async () => {
+    let video;
+    for (let i = 0; i < 100 && !(video && video.posterUrl); i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      video = (await api(token, "GET", `/api/video/${videoId}`)).body.video;
+    }
+    assert.ok(video.posterUrl, "no poster was sent");
+    assert.equal(video.jobs, undefined, "the server has no ffmpeg: no jobs");
+    const bytes = Buffer.from(await (await fetch(video.posterUrl)).arrayBuffer());
+    assert.deepEqual([...bytes.subarray(0, 3)], [0xff, 0xd8, 0xff], "the poster is not a JPEG");
+    const img = page.locator(`.video[data-id="${videoId}"] .thumb img`);
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.waitForFunction((id) => { const i = document.querySelector(`.video[data-id="${id}"] .thumb img`); return i && !i.hidden && i.complete && i.naturalWidth > 0; }, videoId, { timeout: 10_000 });
+    assert.equal(await img.evaluate((i) => i.naturalWidth), 320);
+    assert.match(await page.locator(`.video[data-id="${videoId}"] .thumb-duration`).textContent(), /^0:0[56]$/);
+    const watch = await browser.newPage();
+    await watch.goto(`${base}/v/${videoId}`);
+    assert.equal(await watch.locator("video").getAttribute("poster"), video.posterUrl);
+    await watch.screenshot({ path: join(shots, "03c-watch-poster.png") });
+    await watch.close();
+    await page.screenshot({ path: join(shots, "03b-library-poster.png"), fullPage: true });
   });
 
   await t.test("the watch page plays and seeks with a honoured Range", async () => {

@@ -18,7 +18,7 @@ import * as tus from "tus-js-client";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = process.env.FLARE_BIN || join(process.env.CARGO_TARGET_DIR || join(root, "target"), "debug/flare");
 const work = mkdtempSync(join(tmpdir(), "flare-tus-"));
-const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info" };
+const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_FFMPEG_PATH: "off" };
 delete env.FLARE_CONFIG;
 let server, port, base, token;
 

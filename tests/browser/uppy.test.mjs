@@ -54,7 +54,7 @@ before(async () => {
   });
   await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
   origin = `http://127.0.0.1:${site.address().port}`;
-  const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_CORS_ALLOWED_ORIGINS: origin };
+  const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_FFMPEG_PATH: "off", FLARE_CORS_ALLOWED_ORIGINS: origin };
   delete env.FLARE_CONFIG;
   token = execFileSync(bin, ["token", "create", "--name", "uppy"], { env, cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0"], { env, cwd: work, stdio: ["ignore", "ignore", "pipe"] });

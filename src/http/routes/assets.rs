@@ -43,7 +43,7 @@ const INDEX: &str = include_str!("../../../static/index.html");
 /// which are built on `public_url` and so may be another origin.
 pub(crate) async fn index(app: web::Data<AppState>) -> HttpResponse {
     let policy = format!(
-        "default-src 'self'; connect-src 'self' {base}; media-src 'self' {media}; img-src 'self' data:; \
+        "default-src 'self'; connect-src 'self' {base}; media-src 'self' blob: {media}; img-src 'self' data: blob: {media}; \
          style-src 'self' 'unsafe-inline'; script-src 'self'; frame-src 'self'; form-action 'self'; \
          base-uri 'none'; frame-ancestors 'none'",
         base = super::pages::origin(&app.base_url),

@@ -53,6 +53,17 @@ pub async fn get(
         .map_err(|e| ApiError::from_io("opening an object", e))?
         .ok_or_else(not_found)?;
 
+    answer(&req, file, meta, content_type, protected)
+}
+
+/// The answer to a GET or HEAD of an open file: conditionals, one Range, the bytes.
+fn answer(
+    req: &HttpRequest,
+    file: std::fs::File,
+    meta: crate::storage::ObjectMeta,
+    content_type: &'static str,
+    protected: bool,
+) -> Result<HttpResponse, ApiError> {
     let validators = Validators {
         etag: meta.etag.clone(),
         last_modified: meta.modified,
@@ -86,6 +97,53 @@ pub async fn get(
         return Ok(res.body(SizedStream::new(len, empty)));
     }
     Ok(res.body(SizedStream::new(len, FileChunks::new(file, start, len))))
+}
+
+/// `GET`/`HEAD /media/:id/derived/:file`: a poster or rendition the video's record names, under
+/// the video's password rules, with the same Range and conditionals as the object.
+pub async fn derived(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (video_id, file_name) = path.into_inner();
+    let not_found = || ApiError::NotFound("there is no file at this URL".into());
+    if check_path_name("videoId", &video_id).is_err()
+        || check_path_name("fileName", &file_name).is_err()
+    {
+        return Err(not_found());
+    }
+    let video = match videos::get(&app, &video_id).await {
+        Err(ApiError::NotFound(_)) => return Err(not_found()),
+        other => other?,
+    };
+    let derived = videos::derived(&video);
+    let Some(asset) = derived.assets.iter().find(|a| a.file_name == file_name) else {
+        return Err(not_found());
+    };
+    let grant = super::pages::cookie(&req, &passwords::cookie_name(&video.id));
+    if !videos::unlocked(&app, &video, grant.as_deref()) {
+        return Err(ApiError::PasswordRequired { video_id: video.id });
+    }
+    let content_type = match asset.content_type.as_str() {
+        "image/jpeg" => "image/jpeg",
+        "image/png" => "image/png",
+        "image/webp" => "image/webp",
+        "video/mp4" => "video/mp4",
+        _ => "application/octet-stream",
+    };
+    let (file, meta) = app
+        .storage
+        .open_derived(&video_id, &file_name)
+        .map_err(|e| ApiError::from_io("opening a poster or rendition", e))?
+        .ok_or_else(not_found)?;
+    answer(
+        &req,
+        file,
+        meta,
+        content_type,
+        video.password_hash.is_some(),
+    )
 }
 
 /// `GET`/`HEAD /media/:id/captions/:lang.vtt`: one language's WebVTT, under the video's

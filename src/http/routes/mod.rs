@@ -85,6 +85,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::at("/api/video/{id}/captions/{lang}")
             .on(M::PUT, videos::put_captions)
             .on(M::DELETE, videos::delete_captions),
+        Endpoint::at("/api/video/{id}/poster")
+            .on(M::PUT, videos::put_poster)
+            .on(M::DELETE, videos::delete_poster),
         Endpoint::at("/api/video/{id}")
             .on(M::GET, videos::get)
             .on(M::DELETE, videos::delete),
@@ -97,6 +100,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::at("/media/{video_id}/captions/{file}")
             .on(M::GET, media::captions)
             .on(M::HEAD, media::captions),
+        Endpoint::at("/media/{video_id}/derived/{file}")
+            .on(M::GET, media::derived)
+            .on(M::HEAD, media::derived),
         Endpoint::at("/oembed").on(M::GET, pages::oembed),
         Endpoint::at("/v/{id}")
             .on(M::GET, pages::watch)

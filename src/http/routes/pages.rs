@@ -91,6 +91,10 @@ async fn show(app: &AppState, req: &HttpRequest, id: &str, page: Page) -> HttpRe
 
 fn render(app: &AppState, video: &VideoRow, page: Page) -> String {
     let media = videos::object_url(app, video);
+    let extras = crate::http::html::Extras {
+        poster: videos::poster_url(app, video),
+        renditions: videos::rendition_sources(app, video),
+    };
     match page {
         Page::Watch => {
             let watch = format!("{}/v/{}", app.base_url, video.id);
@@ -103,12 +107,12 @@ fn render(app: &AppState, video: &VideoRow, page: Page) -> String {
                 ),
                 watch,
             };
-            crate::http::html::watch(video, media.as_deref(), &links)
+            crate::http::html::watch(video, media.as_deref(), &extras, &links)
         }
         Page::Embed => {
             let settings = EmbedSettings::from_stored(video.embed_settings.as_deref());
             let watch = format!("{}/v/{}", app.base_url, video.id);
-            crate::http::html::embed(video, media.as_deref(), &settings, &watch)
+            crate::http::html::embed(video, media.as_deref(), &extras, &settings, &watch)
         }
     }
 }
@@ -200,7 +204,7 @@ fn html(app: &AppState, page: Page, status: StatusCode, body: String) -> HttpRes
         Page::Embed => "*",
     };
     let policy = format!(
-        "default-src 'self'; media-src 'self' {media}; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+        "default-src 'self'; media-src 'self' {media}; img-src 'self' data: blob: {media}; style-src 'self' 'unsafe-inline'; \
          script-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {frame}",
         media = origin(&app.media_url),
     );

@@ -141,3 +141,30 @@ pub async fn delete_captions(
     crate::domain::captions::delete(&app, &id, &lang).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": true })))
 }
+
+/// `PUT /api/video/:id/poster`: a JPEG, PNG or WebP picture shown before playback (the web app
+/// sends one it grabbed from the file when the server has no ffmpeg). Answers the Video.
+pub async fn put_poster(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    let body =
+        crate::http::body::read_limited(&req, payload, crate::domain::media_jobs::MAX_POSTER_BYTES)
+            .await?;
+    let video = crate::domain::media_jobs::put_poster(&app, &id, &body).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
+}
+
+/// `DELETE /api/video/:id/poster`: with ffmpeg, one is made again from the video.
+pub async fn delete_poster(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&app, &req, Scope::VideosWrite).await?;
+    let video = crate::domain::media_jobs::delete_poster(&app, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "video": videos::to_json(&app, &video) })))
+}

@@ -1,0 +1,109 @@
+//! Files made from an object (a poster, a rendition) or sent beside it (a poster), under
+//! `objects/VIDEO_ID/derived/FILE`: staged in `tmp/` and renamed into place like objects, so a
+//! reader sees a whole file or none. The video's folder holds them, so its deletion takes them.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use super::{create_private_dir_all, ObjectKey, ObjectMeta, Storage};
+use crate::ids::random_id;
+
+impl Storage {
+    fn derived_path(&self, video_id: &str, file_name: &str) -> PathBuf {
+        self.objects.join(video_id).join("derived").join(file_name)
+    }
+
+    /// A fresh name in `tmp/` for a tool to write into, and its path. Blocking-free.
+    pub(crate) fn temp_for_tool(&self, prefix: &str, extension: &str) -> (String, PathBuf) {
+        let name = format!("{prefix}-{}.{extension}", random_id(&self.rng, "", 9));
+        let path = self.tmp.join(&name);
+        (name, path)
+    }
+
+    /// Where a local tool (ffmpeg) reads an object from.
+    pub(crate) fn object_file_path(&self, key: &ObjectKey) -> PathBuf {
+        self.object_path(key)
+    }
+
+    /// Writes `bytes` to a new file in `tmp/` (synced when uploads are); returns its name.
+    /// Blocking.
+    pub(crate) fn stage_bytes(
+        &self,
+        prefix: &str,
+        extension: &str,
+        bytes: &[u8],
+    ) -> io::Result<String> {
+        let (name, path) = self.temp_for_tool(prefix, extension);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let written =
+            file.write_all(bytes)
+                .and_then(|()| if self.sync { file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// Moves `tmp/TEMP_NAME` to `objects/VIDEO_ID/derived/FILE` (synced when uploads are).
+    /// Blocking.
+    pub(crate) fn publish_derived(
+        &self,
+        temp_name: &str,
+        video_id: &str,
+        file_name: &str,
+    ) -> io::Result<()> {
+        let dest = self.derived_path(video_id, file_name);
+        let dir = dest.parent().expect("derived/ has a parent").to_path_buf();
+        create_private_dir_all(&dir)?;
+        let staged = self.tmp.join(temp_name);
+        if self.sync {
+            File::open(&staged)?.sync_all()?;
+        }
+        fs::rename(&staged, &dest)?;
+        if self.sync {
+            File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Opens a derived file for reading; `None` when there is none. Blocking.
+    pub(crate) fn open_derived(
+        &self,
+        video_id: &str,
+        file_name: &str,
+    ) -> io::Result<Option<(File, ObjectMeta)>> {
+        match File::open(self.derived_path(video_id, file_name)) {
+            Ok(file) => {
+                let meta = file.metadata()?;
+                Ok(meta.is_file().then(|| (file, ObjectMeta::of(&meta))))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a derived file; one already gone is fine. Blocking.
+    pub(crate) fn remove_derived(&self, video_id: &str, file_name: &str) -> io::Result<()> {
+        match fs::remove_file(self.derived_path(video_id, file_name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Size of a derived file, `None` when it is missing. Blocking.
+    pub(crate) fn derived_size(&self, video_id: &str, file_name: &str) -> io::Result<Option<u64>> {
+        match fs::metadata(self.derived_path(video_id, file_name)) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
