@@ -36,6 +36,7 @@ pub struct RawSettings {
     pub ffmpeg_path: Option<String>,
     pub media_jobs: Option<u64>,
     pub max_stream_bitrate: Option<u64>,
+    pub faststart: Option<bool>,
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -64,6 +65,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("ffmpeg_path", "FLARE_FFMPEG_PATH"),
     ("media_jobs", "FLARE_MEDIA_JOBS"),
     ("max_stream_bitrate", "FLARE_MAX_STREAM_BITRATE"),
+    ("faststart", "FLARE_FASTSTART"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -140,6 +142,13 @@ impl RawSettings {
                 "trusted_proxies" => raw.trusted_proxies = Some(comma_list(&value)),
                 "sendfile" => raw.sendfile = Some(value),
                 "ffmpeg_path" => raw.ffmpeg_path = Some(value),
+                "faststart" => {
+                    raw.faststart = Some(match value.trim() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => return Err(bad("true or false")),
+                    })
+                }
                 "media_jobs" => {
                     raw.media_jobs = Some(value.trim().parse().map_err(|_| bad("a number"))?)
                 }
@@ -176,6 +185,7 @@ impl RawSettings {
             ffmpeg_path: over.ffmpeg_path.or(self.ffmpeg_path),
             media_jobs: over.media_jobs.or(self.media_jobs),
             max_stream_bitrate: over.max_stream_bitrate.or(self.max_stream_bitrate),
+            faststart: over.faststart.or(self.faststart),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -232,6 +242,8 @@ pub struct Settings {
     pub media_jobs: usize,
     /// Bits per second above which an original gets a lighter rendition.
     pub max_stream_bitrate: u64,
+    /// Make an index-first copy of MP4/MOV uploads whose index is at the end, for the players.
+    pub faststart: bool,
 }
 
 impl Settings {
@@ -342,6 +354,7 @@ impl Settings {
             log_level,
             ffmpeg_path: raw.ffmpeg_path,
             media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
+            faststart: raw.faststart.unwrap_or(false),
             max_stream_bitrate: match raw.max_stream_bitrate.unwrap_or(20_000_000) {
                 n if n < 500_000 => {
                     return Err(format!(

@@ -457,7 +457,7 @@
     thumb.querySelector(".thumb-duration").textContent = v.duration ? clock(v.duration) : "";
     const jobs = v.jobs || [], rendition = jobs.find((j) => j.kind === "rendition");
     const warn = li.querySelector(".codec-note");
-    warn.hidden = m.playable !== false || Boolean(v.renditions);
+    warn.hidden = m.playable !== false || (v.renditions || []).some((r) => r.status === "ready");
     warn.textContent = rendition && rendition.state !== "failed"
       ? `Browsers may not play this file (${m.videoCodec || "unknown codec"}); a playable copy is being made.`
       : `Browsers may not play this file (${m.videoCodec || "unknown codec"}); viewers can still download it.`;

@@ -23,6 +23,19 @@
   const base = share.dataset.watch;
   share.querySelector(".share-link").addEventListener("click", () => copy(base));
   share.querySelector(".share-time").addEventListener("click", () => copy(`${base}?t=${Math.floor(video.currentTime)}`));
+  // A QR code of the page's link, drawn here (no network): for a phone across the room.
+  const qrButton = share.querySelector(".share-qr"), qr = document.querySelector(".qr");
+  qrButton.addEventListener("click", () => {
+    const open = qr.hidden;
+    if (open && !qr.querySelector("svg")) {
+      const code = qrcode(0, "M");
+      code.addData(base);
+      code.make();
+      qr.querySelector(".qr-code").innerHTML = code.createSvgTag({ cellSize: 5, margin: 2, scalable: true, title: `QR code for ${base}` });
+    }
+    qr.hidden = !open;
+    qrButton.setAttribute("aria-expanded", String(open));
+  });
   // A codec the browser cannot decode: an error, or sound with no picture.
   const note = document.querySelector(".codec-message");
   video.addEventListener("error", () => { note.hidden = false; });

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// What a job makes; also the `kind` of the asset it records.
 pub const POSTER: &str = "poster";
 pub const RENDITION: &str = "rendition";
+pub const FASTSTART: &str = "faststart";
 
 /// A job claimed by a worker.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 //! is queued, and the web app sends a poster it grabbed from the file in the browser
 //! (`put_poster`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::db::{
     self,
-    jobs::{Asset, Job, POSTER, RENDITION},
+    jobs::{Asset, Job, FASTSTART, POSTER, RENDITION},
     videos::{VideoRow, VideoStatus},
 };
 use crate::domain::embed::EmbedSettings;
@@ -65,16 +65,29 @@ pub fn rendition_reason(m: &MediaInfo, max_bitrate: u64) -> Option<String> {
 /// The jobs a newly stored object gets: none without ffmpeg; a poster unless it has no
 /// picture; a rendition when `rendition_reason` gives one.
 pub fn jobs_for(app: &AppState, m: &MediaInfo) -> Vec<&'static str> {
-    if app.media.ffmpeg().is_none() {
-        return Vec::new();
-    }
-    let audio_only = m.video_codec.is_none() && m.audio_codec.is_some();
     let mut kinds = Vec::new();
-    if !audio_only {
-        kinds.push(POSTER);
+    if app.settings.media_jobs == 0 {
+        return kinds;
     }
-    if rendition_reason(m, app.settings.max_stream_bitrate).is_some() {
-        kinds.push(RENDITION);
+    let rendition = rendition_reason(m, app.settings.max_stream_bitrate).is_some();
+    if app.media.ffmpeg().is_some() {
+        let audio_only = m.video_codec.is_none() && m.audio_codec.is_some();
+        if !audio_only {
+            kinds.push(POSTER);
+        }
+        if rendition {
+            kinds.push(RENDITION);
+        }
+    }
+    // An index-first copy, in Rust, when the players would otherwise play the original.
+    let plays_original = !(rendition && app.media.ffmpeg().is_some());
+    if app.settings.faststart
+        && plays_original
+        && matches!(m.container.as_str(), "mp4" | "mov")
+        && m.fast_start == Some(false)
+        && m.playable != Some(false)
+    {
+        kinds.push(FASTSTART);
     }
     kinds
 }
@@ -83,18 +96,21 @@ pub fn jobs_for(app: &AppState, m: &MediaInfo) -> Vec<&'static str> {
 /// before ffmpeg was found.
 pub(crate) fn spawn_workers(state: Weak<AppState>) {
     let Some(app) = state.upgrade() else { return };
-    let Some(ffmpeg) = app.media.ffmpeg() else {
-        log::info!(
+    if app.settings.media_jobs == 0 {
+        log::info!("media_jobs = 0: no posters, renditions or fast-start copies are made");
+        return;
+    }
+    match app.media.ffmpeg() {
+        Some(ffmpeg) => log::info!(
+            "posters and renditions made with {} ({} job(s) at a time)",
+            ffmpeg.display(),
+            app.settings.media_jobs
+        ),
+        None => log::info!(
             "no ffmpeg (ffmpeg_path, PATH): no posters or renditions are made on the server; the \
              web app sends a poster it grabs in the browser"
-        );
-        return;
-    };
-    log::info!(
-        "posters and renditions made with {} ({} job(s) at a time)",
-        ffmpeg.display(),
-        app.settings.media_jobs
-    );
+        ),
+    }
     let backfill = {
         let app = app.clone();
         async move {
@@ -309,11 +325,91 @@ async fn make(app: &AppState, job: &Job) -> Result<Made, Failure> {
             if kept.is_some_and(|a| a.origin == "upload") {
                 return Ok(Made::Nothing);
             }
-            poster(app, job, &video, &media, &input).await
+            let out = app.storage.temp_for_tool("poster", "jpg");
+            let temp = out.0.clone();
+            let made = poster(app, job, &video, &media, &input, out).await;
+            forget_on_failure(app, &temp, made)
         }
-        RENDITION => rendition(app, job, &media, &input).await,
+        RENDITION => {
+            let out = app.storage.temp_for_tool("rendition", "mp4");
+            let temp = out.0.clone();
+            let made = rendition(app, job, &media, &input, out).await;
+            forget_on_failure(app, &temp, made)
+        }
+        FASTSTART => {
+            let ext = if video.content_type.as_deref() == Some("video/quicktime") {
+                "mov"
+            } else {
+                "mp4"
+            };
+            let out = app.storage.temp_for_tool("faststart", ext);
+            let temp = out.0.clone();
+            let made = faststart(app, &input, out, &media).await;
+            forget_on_failure(app, &temp, made)
+        }
         other => Err(Failure::Error(format!("unknown job kind {other}"))),
     }
+}
+
+/// The index-first copy (`domain::faststart`), at disk speed; the original is only read.
+async fn faststart(
+    app: &AppState,
+    input: &Path,
+    (temp, out): (String, PathBuf),
+    media: &MediaInfo,
+) -> Result<Made, Failure> {
+    let (input, path) = (input.to_path_buf(), out.clone());
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let mut src = std::fs::File::open(&input)?;
+        let size = src.metadata()?.len();
+        let Some(plan) = crate::domain::faststart::plan(&mut src, size)? else {
+            return Ok(false);
+        };
+        let mut dest = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        if !crate::domain::faststart::write(&mut src, size, &plan, &mut dest)? {
+            return Ok(false);
+        }
+        std::io::Write::flush(&mut dest)?;
+        Ok(true)
+    })
+    .await
+    .map_err(|e| Failure::Error(e.to_string()))?
+    .map_err(|e| Failure::Error(format!("making the fast-start copy: {e}")))?;
+    if !written {
+        let _ = app.storage.remove_temp(&temp);
+        return Ok(Made::Nothing);
+    }
+    let stem = "faststart";
+    let ext = if temp.ends_with(".mov") { "mov" } else { "mp4" };
+    // Served as MP4: browsers skip a <source> typed video/quicktime, and the copy is ISO BMFF.
+    finish_file(
+        app,
+        temp,
+        &out,
+        FASTSTART,
+        stem,
+        ext,
+        "video/mp4",
+        media.width,
+        media.height,
+        media.bitrate,
+    )
+    .await
+}
+
+/// A job that did not make its file leaves nothing in `tmp/` (a deleted video's stopped
+/// transcode included).
+fn forget_on_failure(
+    app: &AppState,
+    temp: &str,
+    made: Result<Made, Failure>,
+) -> Result<Made, Failure> {
+    if made.is_err() {
+        if let Err(e) = app.storage.remove_temp(temp) {
+            log::warn!("could not remove {temp} from tmp/: {e}");
+        }
+    }
+    made
 }
 
 /// The poster's time: the embed settings' `thumbnailTime` when it is inside the video, else a
@@ -333,10 +429,10 @@ async fn poster(
     video: &VideoRow,
     media: &MediaInfo,
     input: &Path,
+    (temp, out): (String, PathBuf),
 ) -> Result<Made, Failure> {
     let settings = EmbedSettings::from_stored(video.embed_settings.as_deref());
     let at = poster_time(&settings, media.duration);
-    let (temp, out) = app.storage.temp_for_tool("poster", "jpg");
     let scale = format!("scale='min({POSTER_WIDTH},iw)':-2");
     let args = |seek: f64| -> Vec<String> {
         let mut a: Vec<String> = vec!["-ss".into(), format!("{seek:.3}"), "-i".into()];
@@ -385,8 +481,8 @@ async fn rendition(
     job: &Job,
     media: &MediaInfo,
     input: &Path,
+    (temp, out): (String, PathBuf),
 ) -> Result<Made, Failure> {
-    let (temp, out) = app.storage.temp_for_tool("rendition", "mp4");
     // The video's share of the stream, under max_stream_bitrate with room for audio and bursts.
     let video_rate = (app.settings.max_stream_bitrate * 8 / 10)
         .saturating_sub(AUDIO_BITRATE)

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod captions;
 pub mod embed;
+pub mod faststart;
 pub mod ffmpeg;
 pub mod in_flight;
 pub mod media_jobs;

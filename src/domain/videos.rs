@@ -310,10 +310,18 @@ pub(crate) struct VideoJson<'a> {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RenditionJson {
-    url: String,
-    content_type: String,
-    size: u64,
-    sha256: String,
+    /// `ready`; or `processing` / `failed` while its job runs or after it failed (then only
+    /// `videoCodec` is known).
+    status: &'static str,
+    video_codec: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
     bitrate: Option<u64>,
@@ -329,6 +337,16 @@ pub(crate) struct JobJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     updated_at: String,
+}
+
+/// The codec of a rendition of `kind`: ffmpeg's are H.264; a fast-start copy keeps the
+/// original's.
+fn rendition_codec(kind: &str, original: Option<&str>) -> String {
+    if kind == crate::db::jobs::RENDITION {
+        "h264".into()
+    } else {
+        original.unwrap_or("unknown").into()
+    }
 }
 
 /// A video's posters, renditions and jobs, from its row.
@@ -363,7 +381,7 @@ pub(crate) fn rendition_sources(app: &AppState, v: &VideoRow) -> Vec<(String, St
     derived(v)
         .assets
         .iter()
-        .filter(|a| a.kind == crate::db::jobs::RENDITION)
+        .filter(|a| a.kind != crate::db::jobs::POSTER)
         .map(|a| {
             (
                 derived_url(app, &v.id, &a.file_name),
@@ -431,19 +449,46 @@ pub(crate) fn to_json<'a>(app: &AppState, v: &'a VideoRow) -> VideoJson<'a> {
         poster_url: poster_url(app, v),
         renditions: {
             let d = derived(v);
-            d.assets
+            let original_codec = v
+                .media
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<crate::domain::probe::MediaInfo>(m).ok())
+                .and_then(|m| m.video_codec);
+            let mut list: Vec<RenditionJson> = d
+                .assets
                 .into_iter()
-                .filter(|a| a.kind == crate::db::jobs::RENDITION)
+                .filter(|a| a.kind != crate::db::jobs::POSTER)
                 .map(|a| RenditionJson {
-                    url: derived_url(app, &v.id, &a.file_name),
-                    content_type: a.content_type,
-                    size: a.size,
-                    sha256: a.sha256,
+                    status: "ready",
+                    video_codec: rendition_codec(&a.kind, original_codec.as_deref()),
+                    url: Some(derived_url(app, &v.id, &a.file_name)),
+                    content_type: Some(a.content_type),
+                    size: Some(a.size),
+                    sha256: Some(a.sha256),
                     width: a.width,
                     height: a.height,
                     bitrate: a.bitrate,
                 })
-                .collect()
+                .collect();
+            for j in d.jobs.iter().filter(|j| j.kind != crate::db::jobs::POSTER) {
+                let status = match j.state.as_str() {
+                    "queued" | "running" => "processing",
+                    "failed" => "failed",
+                    _ => continue,
+                };
+                list.push(RenditionJson {
+                    status,
+                    video_codec: rendition_codec(&j.kind, original_codec.as_deref()),
+                    url: None,
+                    content_type: None,
+                    size: None,
+                    sha256: None,
+                    width: None,
+                    height: None,
+                    bitrate: None,
+                });
+            }
+            list
         },
         jobs: derived(v)
             .jobs

@@ -148,8 +148,11 @@ pub fn watch(video: &VideoRow, media: Option<&str>, extras: &Extras, links: &Wat
                  <div class=\"share\" data-watch=\"{watch}\">\n\
                  <button type=\"button\" class=\"share-link\">Copy link</button>\n\
                  <button type=\"button\" class=\"share-time\">Copy link at current time</button>\n\
+                 <button type=\"button\" class=\"share-qr\" aria-expanded=\"false\">QR code</button>\n\
                  <a class=\"download\" href=\"{src}\" download>Download</a>\n\
                  <span class=\"share-status\" role=\"status\"></span>\n</div>\n\
+                 <figure class=\"qr\" hidden><div class=\"qr-code\"></div><figcaption>Scan to open this page on a phone.</figcaption></figure>\n\
+                 <script src=\"/static/qrcode.js\"></script>\n\
                  <script src=\"/static/watch.js\"></script>",
                 src = esc(url),
                 tracks = tracks(video),

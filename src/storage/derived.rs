@@ -89,12 +89,20 @@ impl Storage {
         }
     }
 
-    /// Removes a derived file; one already gone is fine. Blocking.
+    /// Removes a derived file; one already gone is fine. Folders it leaves empty go too, so a
+    /// job that finished after its video was deleted leaves no trace. Blocking.
     pub(crate) fn remove_derived(&self, video_id: &str, file_name: &str) -> io::Result<()> {
-        match fs::remove_file(self.derived_path(video_id, file_name)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let path = self.derived_path(video_id, file_name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
+        // Fails, harmlessly, while a folder holds anything.
+        let derived = path.parent().expect("derived/");
+        if fs::remove_dir(derived).is_ok() {
+            let _ = fs::remove_dir(derived.parent().expect("the video's folder"));
+        }
+        Ok(())
     }
 
     /// Size of a derived file, `None` when it is missing. Blocking.

@@ -79,6 +79,7 @@ impl TestApp {
             // No ffmpeg jobs unless a test asks (tests/api/media_jobs.rs): most tests store
             // random bytes, and their records stay as they were.
             ffmpeg_path: Some("off".into()),
+            faststart: Some(false),
             ..RawSettings::default()
         };
         tweak(&mut raw);

@@ -557,3 +557,156 @@ fn fsck_finds_a_missing_poster_and_a_stray_derived_file_and_repair_remakes_the_p
     let clean: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(clean["problems"], json!([]), "{clean}");
 }
+
+fn framemd5(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn an_index_last_mp4_gets_an_index_first_copy_with_the_same_samples_without_ffmpeg() {
+    let app = TestApp::spawn_with(|r| r.faststart = Some(true));
+    let dir = tempfile::tempdir().unwrap();
+    // ffmpeg writes the index last unless told +faststart.
+    let original = ffmpeg_make(
+        dir.path(),
+        "late.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=3:size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let id = app.create_video("late.mp4");
+    upload_to(&app, &id, "late.mp4", &original);
+    let v = settled(&app, &id);
+    assert_eq!(v["media"]["fastStart"], false);
+    assert_eq!(v["jobs"][0]["kind"], "faststart", "{v}");
+    assert_eq!(v["jobs"][0]["state"], "done", "{v}");
+    let copy = &v["renditions"][0];
+    assert_eq!(
+        (copy["status"].as_str(), copy["videoCodec"].as_str()),
+        (Some("ready"), Some("h264"))
+    );
+    let bytes = get(&app, copy["url"].as_str().unwrap(), &[]).body;
+    assert_eq!(
+        bytes.len(),
+        original.len(),
+        "the same boxes, in another order"
+    );
+    let moov = bytes.windows(4).position(|w| w == b"moov").unwrap();
+    let mdat = bytes.windows(4).position(|w| w == b"mdat").unwrap();
+    assert!(moov < mdat, "the copy's index is not first");
+    let (a, b) = (dir.path().join("a.mp4"), dir.path().join("b.mp4"));
+    std::fs::write(&a, &original).unwrap();
+    std::fs::write(&b, &bytes).unwrap();
+    assert_eq!(framemd5(&a), framemd5(&b), "the samples differ");
+    // The original is served as uploaded; the players try the copy first.
+    assert_eq!(
+        get(&app, v["publicUrl"].as_str().unwrap(), &[]).body,
+        original
+    );
+    let page = app.send("GET", &format!("/v/{id}"), &[], b"").text();
+    assert!(
+        page.find(copy["url"].as_str().unwrap()).unwrap()
+            < page.rfind(v["publicUrl"].as_str().unwrap()).unwrap()
+    );
+    // An index-first upload gets no copy.
+    let id2 = app.create_video("early.mp4");
+    upload_to(
+        &app,
+        &id2,
+        "early.mp4",
+        &h264(dir.path(), "early.mp4", "300k"),
+    );
+    assert!(settled(&app, &id2).get("jobs").is_none());
+}
+
+#[test]
+fn a_video_deleted_while_its_rendition_is_made_leaves_nothing_behind() {
+    let app = TestApp::spawn_with(with_ffmpeg);
+    let dir = tempfile::tempdir().unwrap();
+    let long = ffmpeg_make(
+        dir.path(),
+        "long.mov",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=duration=40:size=1280x720:rate=30",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let id = app.create_video("long.mov");
+    upload_to(&app, &id, "long.mov", &long);
+    let start = Instant::now();
+    loop {
+        let v = video(&app, &id);
+        let running = v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "rendition")
+            .unwrap();
+        if running["state"] == "running" && running["progress"].as_f64().unwrap() > 0.0 {
+            assert_eq!(v["renditions"][0]["status"], "processing");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", v["jobs"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        app.api("DELETE", &format!("/api/video/{id}"), None).status,
+        200
+    );
+    // The transcode stops at its next progress report (about a second) and its output goes.
+    let start = Instant::now();
+    loop {
+        let tmp: Vec<String> = std::fs::read_dir(app.data_dir().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("rendition"))
+            .collect();
+        let ffmpeg_left = Command::new("pgrep")
+            .args(["-f", &format!("objects/{id}/")])
+            .output()
+            .unwrap()
+            .stdout;
+        if tmp.is_empty() && ffmpeg_left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left behind: {tmp:?}, ffmpeg {}",
+            String::from_utf8_lossy(&ffmpeg_left)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!app.data_dir().join("objects").join(&id).exists());
+}

@@ -80,9 +80,25 @@ test("an HEVC recording gets a poster and a rendition; its watch page plays in C
   assert.equal(await player.evaluate((v) => v.videoWidth), 640, "the picture decodes");
   assert.equal(await watch.locator(".codec-message").isHidden(), true);
   await watch.screenshot({ path: join(shots, "22-watch-hevc-plays.png") });
+  // The QR code of the page's link, drawn in the page.
+  await watch.getByRole("button", { name: "QR code" }).click();
+  const svg = watch.locator(".qr-code svg");
+  await svg.waitFor();
+  assert.equal(await svg.getAttribute("role"), "img");
+  assert.ok((await svg.innerHTML()).length > 1000, "no code drawn");
+  assert.equal(await watch.locator(".qr-code svg title").textContent(), `QR code for ${base}/v/${id}`);
+  await watch.locator(".qr").scrollIntoViewIfNeeded();
+  await watch.screenshot({ path: join(shots, "23-watch-qr.png"), fullPage: true });
   const download = await watch.locator("a.download").getAttribute("href");
   const original = Buffer.from(await (await fetch(download)).arrayBuffer());
   assert.equal(sha256(original), sha256(readFileSync(clip)), "the download is the original");
   await watch.close();
   await page.close();
+});
+
+test("the watch page's vendored QR code library is the npm package's qrcode.js, byte for byte", async () => {
+  const { createRequire } = await import("node:module");
+  const dist = join(dirname(createRequire(import.meta.url).resolve("qrcode-generator/package.json")), "qrcode.js");
+  const served = Buffer.from(await (await fetch(`${base}/static/qrcode.js`)).arrayBuffer());
+  assert.equal(sha256(served), sha256(readFileSync(dist)));
 });

@@ -30,6 +30,14 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../static/tus.min.js"),
     ),
+    // qrcode-generator 1.4.4 (MIT, Kazuhiko Arase), its qrcode.js byte for byte: the watch
+    // page's QR code, drawn in the page with no network (tests/browser/media.test.mjs checks
+    // the bytes).
+    (
+        "qrcode.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/qrcode.js"),
+    ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
