@@ -338,7 +338,8 @@
     if (file && finishTarget) upload(file, finishTarget);
     finishTarget = null;
   });
-  drop.addEventListener("click", (e) => { if (!e.target.closest("label, input")) files.click(); });
+  // The whole zone is one button (no control nested in it): a click or Enter opens the picker.
+  drop.addEventListener("click", () => files.click());
   $("clear-finished").addEventListener("click", () => {
     document.querySelectorAll("#uploads .upload.done, #uploads .upload.cancelled").forEach((li) => li.remove());
     $("clear-finished").hidden = true;

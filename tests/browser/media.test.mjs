@@ -19,7 +19,7 @@ const shots = join(root, "target/browser-screenshots");
 const work = mkdtempSync(join(tmpdir(), "flare-media-"));
 const env = { ...process.env, FLARE_DATA_DIR: join(work, "data"), FLARE_LOG_LEVEL: "info", FLARE_FFMPEG_PATH: "ffmpeg" };
 delete env.FLARE_CONFIG;
-let server, base, browser, token, clip;
+let server, base, browser, token, clip, videoId;
 
 before(async () => {
   assert.ok(existsSync(bin), `build flare first (cargo build): ${bin} is missing`);
@@ -67,6 +67,7 @@ test("an HEVC recording gets a poster and a rendition; its watch page plays in C
   await page.screenshot({ path: join(shots, "21-library-poster-rendition.png"), fullPage: true });
 
   const id = await row.getAttribute("data-id");
+  videoId = id;
   const video = (await (await fetch(`${base}/api/video/${id}`, { headers: { Authorization: `Bearer ${token}` } })).json()).video;
   assert.equal(video.media.videoCodec, "hevc");
   assert.equal(video.renditions.length, 1);
@@ -101,4 +102,41 @@ test("the watch page's vendored QR code library is the npm package's qrcode.js, 
   const dist = join(dirname(createRequire(import.meta.url).resolve("qrcode-generator/package.json")), "qrcode.js");
   const served = Buffer.from(await (await fetch(`${base}/static/qrcode.js`)).arrayBuffer());
   assert.equal(sha256(served), sha256(readFileSync(dist)));
+});
+
+// axe-core (npm), run in each page as it is; its own script goes in past the pages' CSP.
+async function axe(page) {
+  const { createRequire } = await import("node:module");
+  const source = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  await page.evaluate(source);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+test("axe-core finds no serious or critical violation in the app, the watch page or the embed, and the phone view does not scroll sideways", async () => {
+  assert.ok(videoId, "needs the video of the test above");
+  for (const [viewport, colorScheme] of [[{ width: 1100, height: 800 }, "dark"], [{ width: 390, height: 844 }, "light"]]) {
+    const context = await browser.newContext({ viewport, colorScheme, bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(base + "/");
+    assert.deepEqual(await axe(page), [], "sign-in page");
+    await page.getByLabel("Token").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator(".video").first().waitFor();
+    await page.locator(".video .thumb img:not([hidden])").first().waitFor();
+    assert.deepEqual(await axe(page), [], `app at ${viewport.width} px`);
+    for (const path of [`/v/${videoId}`, `/embed/${videoId}`]) {
+      await page.goto(base + path);
+      assert.deepEqual(await axe(page), [], `${path} at ${viewport.width} px`);
+      const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(sideways <= 0, `${path} scrolls sideways by ${sideways} px at ${viewport.width} px`);
+    }
+    await page.goto(base + "/");
+    const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(sideways <= 0, `the app scrolls sideways by ${sideways} px at ${viewport.width} px`);
+    if (viewport.width < 500) await page.screenshot({ path: join(shots, "24-phone-library-posters.png"), fullPage: true });
+    await context.close();
+  }
 });
