@@ -261,7 +261,7 @@ fn fuzz_media_request_heads() {
 
 #[test]
 fn fuzz_media_probe() {
-    // Seeds: an MP4 made by ffmpeg (fast start and not) and a MOV; then flipped bytes, cut
+    // Seeds: an MP4 made by ffmpeg (fast start and not), a MOV, a WebM and an MKV; then flipped bytes, cut
     // files, and box sizes set to extremes. The probe must answer every one, quickly, with sane
     // values, and never read past the file.
     let dir = tempfile::tempdir().unwrap();
@@ -297,7 +297,30 @@ fn fuzz_media_probe() {
             .status()
             .expect("ffmpeg is needed (.ci/run installs it)");
         assert!(ok.success());
-        seeds.push(std::fs::read(out).unwrap());
+        seeds.push((std::fs::read(out).unwrap(), ["mp4", "mov", "m4v"]));
+    }
+    // WebM (VP9, Opus) and MKV (H.264, AAC), for the Matroska reader.
+    for (name, codecs) in [
+        ("d.webm", ["libvpx-vp9", "libopus"]),
+        ("e.mkv", ["libx264", "aac"]),
+    ] {
+        let out = dir.path().join(name);
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-y", "-loglevel", "error", "-f", "lavfi"])
+            .args(["-i", "testsrc=duration=1:size=64x48:rate=5", "-f", "lavfi"])
+            .args([
+                "-i",
+                "sine=duration=1",
+                "-c:v",
+                codecs[0],
+                "-c:a",
+                codecs[1],
+            ])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg is needed (.ci/run installs it)");
+        assert!(ok.success());
+        seeds.push((std::fs::read(out).unwrap(), ["webm", "mkv", "webm"]));
     }
     let secs: u64 = std::env::var("FLARE_FUZZ_SECS")
         .ok()
@@ -312,7 +335,8 @@ fn fuzz_media_probe() {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut runs = 0u64;
     while Instant::now() < deadline {
-        let mut data = seeds[rng.below(seeds.len())].clone();
+        let (seed_bytes, exts) = &seeds[rng.below(seeds.len())];
+        let mut data = seed_bytes.clone();
         match rng.below(4) {
             0 => {
                 for _ in 0..1 + rng.below(16) {
@@ -329,7 +353,7 @@ fn fuzz_media_probe() {
             }
             _ => data = (0..rng.below(4096)).map(|_| rng.next() as u8).collect(),
         }
-        let ext = ["mp4", "mov", "m4v"][rng.below(3)];
+        let ext = exts[rng.below(3)];
         let started = Instant::now();
         let size = data.len() as u64;
         let info = flare::domain::probe::probe(&mut std::io::Cursor::new(&data), size, ext);
@@ -338,7 +362,10 @@ fn fuzz_media_probe() {
             "probe took {:?} (seed {seed})",
             started.elapsed()
         );
-        assert!(matches!(info.container.as_str(), "mp4" | "mov"));
+        assert!(matches!(
+            info.container.as_str(),
+            "mp4" | "mov" | "webm" | "matroska"
+        ));
         if let Some(d) = info.duration {
             assert!(d.is_finite() && d >= 0.0, "duration {d} (seed {seed})");
         }

@@ -6,7 +6,8 @@
 //! and `moov` boxes: the top-level boxes are walked by their headers (seeking over `mdat`), so
 //! a 20 GB file costs a few reads, not a pass. A file a parser cannot read is still stored and
 //! served; what could not be learnt is left out (`null`), and `playable` stays unknown.
-//! WebM, MKV and OGV are named by their container only, for now.
+//! WebM and MKV are read with the `matroska-demuxer` crate, from their headers too. OGV is named
+//! by its container only.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -67,6 +68,9 @@ pub fn probe<R: Read + Seek>(file: &mut R, size: u64, extension: &str) -> MediaI
     if matches!(container, "mp4" | "mov") {
         // A parse error leaves the fields unknown; the object is stored all the same.
         let _ = probe_mp4(file, size, &mut info);
+    }
+    if matches!(container, "webm" | "matroska") {
+        probe_matroska(file, &mut info);
     }
     if let Some(d) = info.duration.filter(|d| *d > 0.0) {
         info.bitrate = Some((size as f64 * 8.0 / d).round() as u64);
@@ -184,6 +188,80 @@ fn probe_mp4<R: Read + Seek>(file: &mut R, size: u64, info: &mut MediaInfo) -> i
         info.playable = Some(video_ok && audio_ok);
     }
     Ok(())
+}
+
+/// WebM and MKV, with the `matroska-demuxer` crate: it reads the EBML header, the segment's
+/// seek head, info, tracks and cues, seeking over the clusters (the media), so a large file
+/// costs a few reads. An unreadable file leaves the fields unknown.
+fn probe_matroska<R: Read + Seek>(file: &mut R, info: &mut MediaInfo) {
+    use matroska_demuxer::{MatroskaFile, TrackType};
+    let _ = file.seek(SeekFrom::Start(0));
+    let Ok(mkv) = MatroskaFile::open(&mut *file) else {
+        return;
+    };
+    let scale = mkv.info().timestamp_scale().get() as f64;
+    info.duration = mkv
+        .info()
+        .duration()
+        .map(|d| (d * scale / 1e9 * 1000.0).round() / 1000.0)
+        .filter(|d| *d > 0.0);
+    let (mut video_ok, mut audio_ok) = (true, true);
+    for track in mkv.tracks() {
+        match track.track_type() {
+            TrackType::Video if info.video_codec.is_none() => {
+                let (name, plays) = matroska_codec(track.codec_id());
+                video_ok = plays;
+                info.video_codec = Some(name);
+                if let Some(v) = track.video() {
+                    info.width = u32::try_from(v.pixel_width().get()).ok();
+                    info.height = u32::try_from(v.pixel_height().get()).ok();
+                }
+                info.frame_rate = track
+                    .default_duration()
+                    .map(|ns| (1e9 / ns.get() as f64 * 100.0).round() / 100.0);
+            }
+            TrackType::Audio if info.audio_codec.is_none() => {
+                let (name, plays) = matroska_codec(track.codec_id());
+                audio_ok = plays;
+                info.audio_codec = Some(name);
+            }
+            _ => {}
+        }
+    }
+    // Common browsers play WebM with VP8, VP9 or AV1 and Opus or Vorbis; not all play MKV.
+    if info.video_codec.is_some() || info.audio_codec.is_some() {
+        info.playable = Some(info.container == "webm" && video_ok && audio_ok);
+    }
+}
+
+/// A Matroska codec id as the API names it, and whether common browsers play it in WebM.
+fn matroska_codec(id: &str) -> (String, bool) {
+    let (name, plays) = match id {
+        "V_VP8" => ("vp8", true),
+        "V_VP9" => ("vp9", true),
+        "V_AV1" => ("av1", true),
+        "V_MPEG4/ISO/AVC" => ("h264", false),
+        "V_MPEGH/ISO/HEVC" => ("hevc", false),
+        "V_MPEG2" | "V_MPEG1" => ("mpeg2", false),
+        "V_THEORA" => ("theora", false),
+        "V_PRORES" => ("prores", false),
+        "A_OPUS" => ("opus", true),
+        "A_VORBIS" => ("vorbis", true),
+        "A_FLAC" => ("flac", false),
+        "A_MPEG/L3" => ("mp3", false),
+        "A_AC3" | "A_EAC3" => ("ac3", false),
+        id if id.starts_with("A_AAC") => ("aac", false),
+        id if id.starts_with("A_PCM") => ("pcm", false),
+        other => {
+            return (
+                other
+                    .trim_start_matches(['V', 'A', '_'])
+                    .to_ascii_lowercase(),
+                false,
+            )
+        }
+    };
+    (name.into(), plays)
 }
 
 /// Each track's first sample entry code (`avc1`, `hvc1`, `apcn`…), in track order: mp4parse

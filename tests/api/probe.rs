@@ -142,7 +142,84 @@ fn each_kind_of_file_gets_the_expected_probe() {
         ],
     );
     let v = stored(&app, "clip.webm", &webm, json!({}));
-    assert_eq!(v["media"], json!({ "container": "webm" }), "{v}");
+    let m = &v["media"];
+    assert_eq!(
+        (
+            m["container"].as_str(),
+            m["videoCodec"].as_str(),
+            m["playable"].as_bool()
+        ),
+        (Some("webm"), Some("vp9"), Some(true)),
+        "{v}"
+    );
+    assert_eq!(
+        (m["width"].as_u64(), m["height"].as_u64()),
+        (Some(160), Some(120))
+    );
+    assert!((m["duration"].as_f64().unwrap() - 1.0).abs() < 0.05, "{m}");
+    assert_eq!(
+        v["duration"].as_f64(),
+        m["duration"].as_f64(),
+        "the API's duration is filled"
+    );
+
+    // MKV with H.264 and AAC: read, and not called playable (not every browser plays MKV).
+    let mkv = ffmpeg(
+        d,
+        "camera.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=320x180:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let v = stored(&app, "camera.mkv", &mkv, json!({}));
+    let m = &v["media"];
+    assert_eq!(
+        (
+            m["container"].as_str(),
+            m["videoCodec"].as_str(),
+            m["audioCodec"].as_str()
+        ),
+        (Some("matroska"), Some("h264"), Some("aac")),
+        "{v}"
+    );
+    assert_eq!(
+        (m["width"].as_u64(), m["playable"].as_bool()),
+        (Some(320), Some(false))
+    );
+    assert!(m["bitrate"].as_u64().unwrap() > 0);
+
+    // OGV is named by its container only.
+    let ogv = ffmpeg(
+        d,
+        "old.ogv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=160x120:rate=10",
+            "-c:v",
+            "libtheora",
+        ],
+    );
+    let v = stored(&app, "old.ogv", &ogv, json!({}));
+    assert_eq!(v["media"], json!({ "container": "ogg" }), "{v}");
+    // A cut WebM is stored all the same.
+    let v = stored(&app, "cut.webm", &webm[..webm.len() / 3], json!({}));
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["media"]["container"], "webm");
 
     // Damaged and foreign files: stored and served all the same, with what is unknown left out.
     let v = stored(&app, "cut.mp4", &slow[..slow.len() / 2], json!({}));
