@@ -272,53 +272,94 @@ fn a_light_h264_upload_gets_a_poster_only_and_a_heavy_one_a_rendition_too() {
 }
 
 #[test]
-fn a_job_interrupted_by_a_killed_server_runs_again_after_the_restart() {
-    // An ffmpeg that hangs: the job is running when the server dies.
+fn a_rendition_interrupted_by_kill_9_is_made_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let slow = dir.path().join("slow-ffmpeg");
-    std::fs::write(&slow, "#!/bin/sh\nexec sleep 600\n").unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
     let token = flare_cli(&data_dir, &["token", "create", "--name", "t"])
         .trim()
         .to_string();
-    let mut node = Node::start(&data_dir, &[("FLARE_FFMPEG_PATH", slow.to_str().unwrap())]);
-    let original = h264(dir.path(), "a.mp4", "300k");
-    let (id, _) = node.upload(&format!("Bearer {token}"), "a.mp4", &original);
-    let job_state = |node: &Node| -> Value {
-        let res = node.send(
-            "GET",
-            &format!("/api/video/{id}"),
-            &[("Authorization", &format!("Bearer {token}"))],
-            b"",
-        );
-        res.json()["video"]["jobs"][0].clone()
+    let auth = format!("Bearer {token}");
+    let on = [("FLARE_FFMPEG_PATH", "ffmpeg")];
+    let mut node = Node::start(&data_dir, &on);
+    let original = ffmpeg_make(
+        dir.path(),
+        "phone.mov",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=duration=30:size=640x360:rate=30",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let id = node.create_video(&auth, "phone.mov");
+    let path = node.upload_path(&auth, &id, "phone.mov");
+    let put = node.send(
+        "PUT",
+        &path,
+        &[("Content-Type", "video/quicktime")],
+        &original,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let rendition = |node: &Node| -> Value {
+        let v = node
+            .send(
+                "GET",
+                &format!("/api/video/{id}"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .json()["video"]
+            .clone();
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "rendition")
+            .unwrap()
+            .clone()
     };
     let start = Instant::now();
-    while job_state(&node)["state"] != "running" {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            job_state(&node)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    node.kill();
-    // The hung ffmpeg dies with its server (PR_SET_PDEATHSIG).
-    let node = Node::start(&data_dir, &[("FLARE_FFMPEG_PATH", "ffmpeg")]);
-    let start = Instant::now();
     loop {
-        let j = job_state(&node);
-        if j["state"] == "done" {
-            assert_eq!(
-                j["attempts"], 1,
-                "the interrupted run is not counted as a failure: {j}"
-            );
+        let j = rendition(&node);
+        if j["state"] == "running" && j["progress"].as_f64().unwrap() > 0.0 {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "{j}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    node.kill();
+    // ffmpeg died with the server (PR_SET_PDEATHSIG): nothing still reads the video.
+    std::thread::sleep(Duration::from_millis(300));
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("objects/{id}/")])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(left.is_empty(), "ffmpeg outlived the server");
+    let node = Node::start(&data_dir, &on);
+    let start = Instant::now();
+    loop {
+        let j = rendition(&node);
+        if j["state"] == "done" {
+            assert_eq!(
+                j["attempts"], 1,
+                "the cut run is not counted as a failure: {j}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{j}");
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
@@ -327,6 +368,29 @@ fn a_job_interrupted_by_a_killed_server_runs_again_after_the_restart() {
         "{}",
         node.log_text()
     );
+    let v = node
+        .send(
+            "GET",
+            &format!("/api/video/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json()["video"]
+        .clone();
+    let url = v["renditions"][0]["url"].as_str().unwrap();
+    let path = format!("/{}", url.splitn(4, '/').nth(3).unwrap());
+    let made = node.send("GET", &path, &[], b"").body;
+    let file = dir.path().join("made.mp4");
+    std::fs::write(&file, made).unwrap();
+    let secs: f64 = ffprobe(&file, "format=duration").parse().unwrap();
+    assert!((secs - 30.0).abs() < 0.5, "the rendition lasts {secs} s");
+    // Nothing of the cut run is left in tmp/.
+    let tmp: Vec<_> = std::fs::read_dir(data_dir.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("rendition"))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
 }
 
 #[test]
