@@ -227,6 +227,13 @@ fn an_hevc_upload_gets_a_poster_and_an_h264_rendition_and_keeps_its_original() {
         page.contains("codec-message notice\" role=\"alert\" hidden"),
         "a playable copy exists: no warning"
     );
+    assert!(
+        page.contains(&format!(
+            "<meta property=\"og:image\" content=\"{}\">",
+            v["posterUrl"].as_str().unwrap()
+        )),
+        "link previews show the poster"
+    );
     let embed = app.send("GET", &format!("/embed/{id}"), &[], b"").text();
     assert!(
         embed.contains("<source src=") && embed.contains("poster="),
