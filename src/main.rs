@@ -60,6 +60,37 @@ fn run(cli: Cli) -> Result<bool, String> {
             repair,
             json,
         } => admin::fsck(settings, verify, repair, json),
+        Command::Backup { dest, json } => {
+            let s = flare::cli::backup::backup(&settings, &dest)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "backed up {} videos: {} files, {} bytes ({} hard-linked, {} copied) into {}",
+                    s.videos,
+                    s.files,
+                    s.bytes,
+                    s.linked,
+                    s.copied,
+                    flare::datadir::shown(&dest)
+                );
+            }
+            Ok(true)
+        }
+        Command::Restore { src } => {
+            let s = flare::cli::backup::restore(&settings, &src)?;
+            println!(
+                "restored {} videos: {} files, {} bytes, each checked against the manifest, into {}",
+                s.videos,
+                s.files,
+                s.bytes,
+                flare::datadir::shown(&settings.data_dir)
+            );
+            Ok(true)
+        }
     }
 }
 

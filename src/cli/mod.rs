@@ -1,5 +1,6 @@
 //! The command line, as clap derive types. Behaviour lives in `main.rs` and the domain modules.
 
+pub mod backup;
 pub mod commands;
 pub mod fsck;
 pub mod upload;
@@ -53,6 +54,24 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Copy the data folder into DEST while the server runs: a consistent database snapshot,
+    /// every object (hard-linked on the same file system, else copied and checked), the
+    /// signing key, and a manifest with every file's SHA-256.
+    Backup {
+        /// A new or empty folder.
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new data folder (--data-dir, which must be new or empty) from a backup, checking
+    /// every file against its manifest; nothing is written in place unless all of it checks.
+    Restore {
+        /// The folder `flare backup` made.
+        #[arg(value_name = "SRC")]
+        src: PathBuf,
     },
 }
 

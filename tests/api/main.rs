@@ -1,5 +1,6 @@
 //! Black-box tests over real HTTP against the application the binary runs.
 
+mod backup;
 mod captions;
 mod cli;
 mod concurrency;
