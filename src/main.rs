@@ -80,6 +80,51 @@ fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
+        Command::Doctor { json } => {
+            let report = flare::cli::doctor::doctor(&settings);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                for c in &report.checks {
+                    let status = match c.status {
+                        flare::cli::doctor::Status::Ok => "ok  ",
+                        flare::cli::doctor::Status::Warn => "warn",
+                        flare::cli::doctor::Status::Fail => "FAIL",
+                    };
+                    println!("{status}  {:<16} {}", c.name, c.detail);
+                    if let Some(fix) = &c.fix {
+                        println!("      {:<16} fix: {fix}", "");
+                    }
+                }
+            }
+            Ok(report.ok)
+        }
+        Command::Url(flare::cli::UrlCommand::Explain { url, json }) => {
+            let e = flare::cli::doctor::explain_url(&settings, &url)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "{} URL: {}",
+                    e.kind,
+                    if e.accepted {
+                        "would be accepted now"
+                    } else {
+                        "would be refused"
+                    }
+                );
+                for fact in &e.facts {
+                    println!("  - {fact}");
+                }
+            }
+            Ok(e.accepted)
+        }
         Command::Restore { src } => {
             let s = flare::cli::backup::restore(&settings, &src)?;
             println!(

@@ -431,6 +431,14 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             continue;
         }
         let stale = t.age >= STALE_TEMP;
+        // A poster, rendition or fast-start copy a job is writing now; the job removes it if
+        // it fails, and the next start sweeps what a crash left.
+        let job_output = ["poster-", "rendition-", "faststart-"]
+            .iter()
+            .any(|p| t.name.starts_with(p));
+        if job_output && !stale {
+            continue;
+        }
         let moved = if opts.repair && stale {
             Some(
                 app.storage

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod commands;
+pub mod doctor;
 pub mod fsck;
 pub mod upload;
 
@@ -66,12 +67,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check what an operator gets wrong (data folder, database, signing key, public URL, clock,
+    /// ffmpeg) and say how to fix each; exit 1 when a check fails.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with URLs flare handed out.
+    #[command(subcommand)]
+    Url(UrlCommand),
     /// Make a new data folder (--data-dir, which must be new or empty) from a backup, checking
     /// every file against its manifest; nothing is written in place unless all of it checks.
     Restore {
         /// The folder `flare backup` made.
         #[arg(value_name = "SRC")]
         src: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Decode an upload or media URL and say whether this node would accept it now, and if not
+    /// why (expired, spent, token revoked, signature bad, video gone). Exit 1 when refused.
+    Explain {
+        /// The whole URL, quoted.
+        url: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

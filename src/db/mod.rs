@@ -148,6 +148,9 @@ ALTER TABLE videos ADD COLUMN derived TEXT;
 "#,
 ];
 
+/// The schema version this flare migrates a database to.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// How long a writer waits for another process's write to finish before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept for reuse.

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod datadir;
+mod doctor;
 mod errors;
 mod examples;
 mod faults;
