@@ -37,6 +37,7 @@ pub struct RawSettings {
     pub media_jobs: Option<u64>,
     pub max_stream_bitrate: Option<u64>,
     pub faststart: Option<bool>,
+    pub shutdown_grace: Option<String>,
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -66,6 +67,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("media_jobs", "FLARE_MEDIA_JOBS"),
     ("max_stream_bitrate", "FLARE_MAX_STREAM_BITRATE"),
     ("faststart", "FLARE_FASTSTART"),
+    ("shutdown_grace", "FLARE_SHUTDOWN_GRACE"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -142,6 +144,7 @@ impl RawSettings {
                 "trusted_proxies" => raw.trusted_proxies = Some(comma_list(&value)),
                 "sendfile" => raw.sendfile = Some(value),
                 "ffmpeg_path" => raw.ffmpeg_path = Some(value),
+                "shutdown_grace" => raw.shutdown_grace = Some(value),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -186,6 +189,7 @@ impl RawSettings {
             media_jobs: over.media_jobs.or(self.media_jobs),
             max_stream_bitrate: over.max_stream_bitrate.or(self.max_stream_bitrate),
             faststart: over.faststart.or(self.faststart),
+            shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -244,6 +248,8 @@ pub struct Settings {
     pub max_stream_bitrate: u64,
     /// Make an index-first copy of MP4/MOV uploads whose index is at the end, for the players.
     pub faststart: bool,
+    /// After SIGTERM, how long requests in flight (uploads) may take to finish.
+    pub shutdown_grace: Duration,
 }
 
 impl Settings {
@@ -355,6 +361,11 @@ impl Settings {
             ffmpeg_path: raw.ffmpeg_path,
             media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
             faststart: raw.faststart.unwrap_or(false),
+            shutdown_grace: Duration::from_secs(duration_key(
+                "shutdown_grace",
+                raw.shutdown_grace.as_deref(),
+                "30s",
+            )?),
             max_stream_bitrate: match raw.max_stream_bitrate.unwrap_or(20_000_000) {
                 n if n < 500_000 => {
                     return Err(format!(

@@ -50,6 +50,7 @@ impl Application {
                 port = addr.port()
             ));
         }
+        let settings_grace = settings.shutdown_grace;
         let (state, lock) = tokio::task::spawn_blocking(move || {
             crate::datadir::ensure(&settings.data_dir, true)?;
             // Before anything in the folder is touched: recovery sweeps tmp/, which holds a
@@ -129,7 +130,12 @@ impl Application {
         // What `HttpServer` does inside, with one step before actix-http sees a connection:
         // plain media GETs are answered with `sendfile` (`fastpath`), everything else is
         // actix's. The settings are `HttpServer`'s defaults.
-        let builder = actix_server::Server::build().workers(workers);
+        // SIGTERM or Ctrl-C: stop accepting, let requests in flight (uploads) finish for
+        // shutdown_grace, then stop the rest: their temp files go and their URLs stay unspent.
+        let grace = settings_grace;
+        let builder = actix_server::Server::build()
+            .workers(workers)
+            .shutdown_timeout(grace.as_secs().max(1));
         let shutdown = builder.graceful_shutdown_signal();
         let counts = Arc::new(crate::http::conn::Counts::default());
         let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -22,6 +22,7 @@ mod probe;
 mod publication;
 mod resumable;
 mod security;
+mod shutdown;
 mod tokens;
 mod upload_cli;
 mod uploads;
