@@ -38,6 +38,7 @@ pub struct RawSettings {
     pub max_stream_bitrate: Option<u64>,
     pub faststart: Option<bool>,
     pub shutdown_grace: Option<String>,
+    pub log_format: Option<String>,
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -68,6 +69,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("max_stream_bitrate", "FLARE_MAX_STREAM_BITRATE"),
     ("faststart", "FLARE_FASTSTART"),
     ("shutdown_grace", "FLARE_SHUTDOWN_GRACE"),
+    ("log_format", "FLARE_LOG_FORMAT"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -145,6 +147,7 @@ impl RawSettings {
                 "sendfile" => raw.sendfile = Some(value),
                 "ffmpeg_path" => raw.ffmpeg_path = Some(value),
                 "shutdown_grace" => raw.shutdown_grace = Some(value),
+                "log_format" => raw.log_format = Some(value),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -190,6 +193,7 @@ impl RawSettings {
             max_stream_bitrate: over.max_stream_bitrate.or(self.max_stream_bitrate),
             faststart: over.faststart.or(self.faststart),
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
+            log_format: over.log_format.or(self.log_format),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -250,6 +254,8 @@ pub struct Settings {
     pub faststart: bool,
     /// After SIGTERM, how long requests in flight (uploads) may take to finish.
     pub shutdown_grace: Duration,
+    /// `text` or `json` lines on stderr.
+    pub log_format: crate::logging::Format,
 }
 
 impl Settings {
@@ -361,6 +367,15 @@ impl Settings {
             ffmpeg_path: raw.ffmpeg_path,
             media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
             faststart: raw.faststart.unwrap_or(false),
+            log_format: match raw.log_format.as_deref().unwrap_or("text") {
+                "text" => crate::logging::Format::Text,
+                "json" => crate::logging::Format::Json,
+                other => {
+                    return Err(format!(
+                        "log_format = {other:?}: expected \"text\" or \"json\""
+                    ))
+                }
+            },
             shutdown_grace: Duration::from_secs(duration_key(
                 "shutdown_grace",
                 raw.shutdown_grace.as_deref(),

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 /// `Ok(false)`: the command ran and found something wrong (fsck).
 fn run(cli: Cli) -> Result<bool, String> {
     let settings = load_settings(&cli)?;
-    logging::init(settings.log_level);
+    logging::init(settings.log_level, settings.log_format);
     for var in flare::config::unknown_env_vars(
         std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
     ) {

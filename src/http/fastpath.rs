@@ -221,8 +221,11 @@ impl FastPath {
                 nodelay = io.set_nodelay(true).is_ok();
             }
             let mut sent = 0;
-            let result = self.send(io, &req, &ready, &mut sent).await;
-            log_access(io, &req, ready.plan.status.as_u16(), sent, started);
+            // A request with X-Request-Id is actix's (not a harmless header): this one gets a
+            // new id, as there.
+            let id = crate::logging::new_request_id();
+            let result = self.send(io, &req, &ready, &id, &mut sent).await;
+            log_access(io, &req, ready.plan.status.as_u16(), sent, started, &id);
             if result.is_err() {
                 return Next::Closed;
             }
@@ -286,9 +289,10 @@ impl FastPath {
         io: &TcpStream,
         req: &Plain<'_>,
         ready: &Ready,
+        id: &str,
         sent: &mut u64,
     ) -> io::Result<()> {
-        let head = self.head(&ready.plan, req.close);
+        let head = self.head(&ready.plan, req.close, id);
         let body = !req.head_only && ready.plan.len > 0;
         let timeout = self.app.settings.send_timeout;
         send_all(io, head.as_bytes(), body, timeout).await?;
@@ -307,7 +311,7 @@ impl FastPath {
     }
 
     /// The response head actix would write for `plan`: its headers, the middlewares', `Date`.
-    fn head(&self, plan: &Plan, close: bool) -> String {
+    fn head(&self, plan: &Plan, close: bool, id: &str) -> String {
         let status = plan.status;
         let mut head = format!(
             "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
@@ -325,7 +329,11 @@ impl FastPath {
         for (name, value) in headers.chain(NO_FRAMING).chain(vary) {
             push_header(&mut head, &name, &value);
         }
-        let _ = write!(head, "date: {}\r\n\r\n", HttpDate::from(SystemTime::now()));
+        let _ = write!(
+            head,
+            "x-request-id: {id}\r\ndate: {}\r\n\r\n",
+            HttpDate::from(SystemTime::now())
+        );
         head
     }
 }
@@ -465,7 +473,7 @@ async fn refuse_h2(io: &TcpStream) {
 }
 
 /// The line actix-web's `Logger` writes, in its format (`startup.rs`), under its target.
-fn log_access(io: &TcpStream, req: &Plain<'_>, status: u16, sent: u64, started: Instant) {
+fn log_access(io: &TcpStream, req: &Plain<'_>, status: u16, sent: u64, started: Instant, id: &str) {
     if !log::log_enabled!(target: ACCESS_LOG, log::Level::Info) {
         return;
     }
@@ -474,7 +482,7 @@ fn log_access(io: &TcpStream, req: &Plain<'_>, status: u16, sent: u64, started: 
         .map_or_else(|_| "-".to_string(), |a| a.ip().to_string());
     let method = if req.head_only { "HEAD" } else { "GET" };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    log::info!(target: ACCESS_LOG, "{peer} \"{method} {}\" {status} {sent} {ms:.6}ms", req.path);
+    log::info!(target: ACCESS_LOG, "{peer} \"{method} {}\" {status} {sent} {ms:.6}ms request={id}", req.path);
 }
 
 #[cfg(test)]

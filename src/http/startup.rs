@@ -73,6 +73,39 @@ impl Application {
         crate::domain::media_jobs::spawn_workers(std::sync::Arc::downgrade(
             &state.clone().into_inner(),
         ));
+        {
+            let s = &state.settings;
+            log::info!(
+                "settings: data_dir {}, max_upload_bytes {}, sync_uploads {}, sendfile {}, workers {}, \
+                 media_jobs {}, faststart {}, shutdown_grace {}s, log_format {:?}",
+                crate::datadir::shown(&s.data_dir),
+                s.max_upload_bytes,
+                s.sync_uploads,
+                if s.sendfile { "auto" } else { "off" },
+                s.workers,
+                s.media_jobs,
+                s.faststart,
+                s.shutdown_grace.as_secs(),
+                s.log_format,
+            );
+            let live: i64 = state
+                .db
+                .read(|c| {
+                    Ok::<_, crate::error::ApiError>(c.query_row(
+                        "SELECT count(*) FROM tokens WHERE revoked_at IS NULL",
+                        [],
+                        |r| r.get(0),
+                    )?)
+                })
+                .await
+                .unwrap_or(1);
+            if live == 0 {
+                log::info!(
+                    "no token exists yet: make one with `flare token create --name NAME` (it is \
+                     shown once), then sign in at {base_url}/"
+                );
+            }
+        }
         let origins = Arc::new(state.settings.cors_allowed_origins.clone());
         let trusted = Arc::new(state.settings.trusted_proxies.clone());
         let app = {
@@ -114,16 +147,39 @@ impl Application {
                             Ok(res)
                         }
                     })
+                    // The request id: the client's X-Request-Id when harmless, else a new one;
+                    // every log line written while the request is handled names it, and the
+                    // answer carries it.
+                    .wrap_fn(|req, srv| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .filter(|v| crate::logging::acceptable_request_id(v))
+                            .map_or_else(crate::logging::new_request_id, str::to_string);
+                        let value = header::HeaderValue::from_str(&id).ok();
+                        let fut = crate::logging::with_request_id(id, srv.call(req));
+                        async move {
+                            let mut res = fut.await?;
+                            if let Some(value) = value {
+                                res.headers_mut()
+                                    .insert(header::HeaderName::from_static("x-request-id"), value);
+                            }
+                            Ok(res)
+                        }
+                    })
                     .wrap(Condition::new(
                         // Below `info` the access log is not built at all: it cost ~6 % of a presign.
                         log::log_enabled!(target: ACCESS_LOG, log::Level::Info),
                         // %U is the path without the query: signed URLs never reach the log. The
                         // client is the peer, or what a trusted proxy says it is.
-                        Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms")
-                            .custom_request_replace("method", |req| req.method().to_string())
-                            .custom_request_replace("client", move |req| {
-                                client_of(&trusted, req.request()).to_string()
-                            }),
+                        Logger::new(
+                            "%{client}xi \"%{method}xi %U\" %s %b %Dms request=%{x-request-id}o",
+                        )
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_request_replace("client", move |req| {
+                            client_of(&trusted, req.request()).to_string()
+                        }),
                     ))
             }
         };

@@ -13,6 +13,7 @@ mod faults;
 mod fsck;
 mod helpers;
 mod hostile;
+mod logs;
 mod media;
 mod media_jobs;
 mod names;
