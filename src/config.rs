@@ -39,6 +39,7 @@ pub struct RawSettings {
     pub faststart: Option<bool>,
     pub shutdown_grace: Option<String>,
     pub log_format: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -70,6 +71,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("faststart", "FLARE_FASTSTART"),
     ("shutdown_grace", "FLARE_SHUTDOWN_GRACE"),
     ("log_format", "FLARE_LOG_FORMAT"),
+    ("metrics_listen", "FLARE_METRICS_LISTEN"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -148,6 +150,7 @@ impl RawSettings {
                 "ffmpeg_path" => raw.ffmpeg_path = Some(value),
                 "shutdown_grace" => raw.shutdown_grace = Some(value),
                 "log_format" => raw.log_format = Some(value),
+                "metrics_listen" => raw.metrics_listen = Some(value),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -194,6 +197,7 @@ impl RawSettings {
             faststart: over.faststart.or(self.faststart),
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
             log_format: over.log_format.or(self.log_format),
+            metrics_listen: over.metrics_listen.or(self.metrics_listen),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -256,6 +260,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `text` or `json` lines on stderr.
     pub log_format: crate::logging::Format,
+    /// Where Prometheus scrapes `/metrics`; `None`: nowhere.
+    pub metrics_listen: Option<String>,
 }
 
 impl Settings {
@@ -367,6 +373,14 @@ impl Settings {
             ffmpeg_path: raw.ffmpeg_path,
             media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
             faststart: raw.faststart.unwrap_or(false),
+            metrics_listen: match raw.metrics_listen.filter(|m| !m.trim().is_empty()) {
+                Some(m) if m.parse::<std::net::SocketAddr>().is_err() => {
+                    return Err(format!(
+                        "metrics_listen = {m:?}: expected an address and port such as 127.0.0.1:9090"
+                    ))
+                }
+                other => other,
+            },
             log_format: match raw.log_format.as_deref().unwrap_or("text") {
                 "text" => crate::logging::Format::Text,
                 "json" => crate::logging::Format::Json,

@@ -318,6 +318,9 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        // For the metrics middleware: which refusal this was.
+        res.extensions_mut()
+            .insert(crate::metrics::ErrorCode(self.code()));
         res.json(self.body())
     }
 }

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod json;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod state;
 pub mod storage;
 #[allow(unsafe_code)]

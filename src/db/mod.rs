@@ -624,7 +624,11 @@ fn writer_loop(
             let _ = conn.execute_batch("ROLLBACK");
             Err(failed)
         } else {
-            exec(&conn, "COMMIT", []).map(|_| ()).map_err(|e| {
+            crate::metrics::timed(&crate::metrics::METRICS.db_commit_seconds, || {
+                exec(&conn, "COMMIT", [])
+            })
+            .map(|_| ())
+            .map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
                 Failed::of(&e)
             })

@@ -27,8 +27,18 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 impl TokenCache {
     pub(crate) fn get(&self, hash: &TokenHash, seen: (u64, u64)) -> Option<TokenRow> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let hit = map.get(hash)?;
-        (hit.seen == seen && hit.read_at.elapsed() < MAX_AGE).then(|| hit.row.clone())
+        let found = map
+            .get(hash)
+            .filter(|hit| hit.seen == seen && hit.read_at.elapsed() < MAX_AGE)
+            .map(|hit| hit.row.clone());
+        let result = if found.is_some() { "hit" } else { "miss" };
+        crate::metrics::METRICS
+            .token_cache
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+        found
     }
 
     pub(crate) fn put(&self, hash: TokenHash, seen: (u64, u64), row: TokenRow) {

@@ -226,6 +226,14 @@ impl FastPath {
             let id = crate::logging::new_request_id();
             let result = self.send(io, &req, &ready, &id, &mut sent).await;
             log_access(io, &req, ready.plan.status.as_u16(), sent, started, &id);
+            crate::metrics::METRICS.request(
+                "/media/{video_id}/composite/{file_name}",
+                if req.head_only { "HEAD" } else { "GET" },
+                ready.plan.status.as_u16(),
+                started.elapsed().as_secs_f64(),
+                0,
+                sent,
+            );
             if result.is_err() {
                 return Next::Closed;
             }

@@ -8,6 +8,7 @@ pub mod fastpath;
 pub mod headers;
 pub mod html;
 pub mod media;
+pub(crate) mod metrics_server;
 pub mod proxies;
 pub mod ranges;
 pub mod requests;

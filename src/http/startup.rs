@@ -73,6 +73,13 @@ impl Application {
         crate::domain::media_jobs::spawn_workers(std::sync::Arc::downgrade(
             &state.clone().into_inner(),
         ));
+        if let Some(at) = state.settings.metrics_listen.clone() {
+            let bound = crate::http::metrics_server::start(
+                &at,
+                std::sync::Arc::downgrade(&state.clone().into_inner()),
+            )?;
+            log::info!("metrics at http://{bound}/metrics");
+        }
         {
             let s = &state.settings;
             log::info!(
@@ -143,6 +150,61 @@ impl Application {
                                 for (name, value) in NO_FRAMING {
                                     headers.insert(name, value);
                                 }
+                            }
+                            Ok(res)
+                        }
+                    })
+                    // Metrics: every answer by route pattern, method and status, its time and
+                    // bytes; uploads in flight and their outcomes.
+                    .wrap_fn(|req, srv| {
+                        let started = std::time::Instant::now();
+                        let method = req.method().to_string();
+                        let upload = req.path().starts_with("/upload/")
+                            && matches!(method.as_str(), "PUT" | "PATCH" | "POST");
+                        let received = req
+                            .headers()
+                            .get(header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0);
+                        let m = &crate::metrics::METRICS;
+                        if upload {
+                            m.uploads_in_progress.inc();
+                        }
+                        let fut = srv.call(req);
+                        async move {
+                            let res = fut.await;
+                            if upload {
+                                m.uploads_in_progress.dec();
+                            }
+                            let res = res?;
+                            let route = res
+                                .request()
+                                .match_pattern()
+                                .unwrap_or_else(|| "(none)".into());
+                            let sent =
+                                match actix_web::body::MessageBody::size(res.response().body()) {
+                                    actix_web::body::BodySize::Sized(n) => n,
+                                    _ => 0,
+                                };
+                            let status = res.status().as_u16();
+                            m.request(
+                                &route,
+                                &method,
+                                status,
+                                started.elapsed().as_secs_f64(),
+                                received,
+                                sent,
+                            );
+                            if upload {
+                                let code = res
+                                    .response()
+                                    .extensions()
+                                    .get::<crate::metrics::ErrorCode>()
+                                    .map_or("ok", |c| c.0);
+                                m.upload_outcomes
+                                    .get_or_create(&crate::metrics::CodeLabel { code: code.into() })
+                                    .inc();
                             }
                             Ok(res)
                         }

@@ -261,7 +261,9 @@ fn write_and_hash(
     }
     drop(to_hasher);
     if sync {
-        file.sync_all()?;
+        crate::metrics::timed(&crate::metrics::METRICS.disk_sync_seconds, || {
+            file.sync_all()
+        })?;
     }
     let digest = hasher
         .join()

@@ -16,6 +16,7 @@ mod hostile;
 mod logs;
 mod media;
 mod media_jobs;
+mod metrics;
 mod names;
 mod openapi;
 mod pages;
