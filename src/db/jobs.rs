@@ -333,25 +333,10 @@ pub(crate) fn requeue_running(conn: &Connection, now: i64) -> rusqlite::Result<u
 /// Every asset of every video, for fsck: `(video_id, asset)`.
 pub(crate) fn all_assets(conn: &Connection) -> rusqlite::Result<Vec<(String, Asset)>> {
     conn.prepare_cached(
-        "SELECT video_id, kind, file_name, content_type, size, sha256, width, height, bitrate,
-           origin FROM assets ORDER BY video_id, kind",
+        "SELECT kind, file_name, content_type, size, sha256, width, height, bitrate, origin,
+           video_id FROM assets ORDER BY video_id, kind",
     )?
-    .query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            Asset {
-                kind: r.get(1)?,
-                file_name: r.get(2)?,
-                content_type: r.get(3)?,
-                size: r.get::<_, i64>(4)? as u64,
-                sha256: r.get(5)?,
-                width: r.get(6)?,
-                height: r.get(7)?,
-                bitrate: r.get::<_, Option<i64>>(8)?.map(|b| b as u64),
-                origin: r.get(9)?,
-            },
-        ))
-    })?
+    .query_map([], |r| Ok((r.get(9)?, asset_of(r)?)))?
     .collect()
 }
 

@@ -550,3 +550,16 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Makes `name` in `dir` with ffmpeg (`.ci/run` installs Debian's) and returns its bytes.
+pub fn ffmpeg_make(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let out = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is needed for these tests (.ci/run installs Debian's)");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    std::fs::read(out).unwrap()
+}

@@ -12,18 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
-fn ffmpeg_make(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
-    let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-loglevel", "error"])
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg is needed for these tests (.ci/run installs Debian's)");
-    assert!(status.success(), "ffmpeg failed to make {name}");
-    std::fs::read(out).unwrap()
-}
-
 fn hevc(dir: &Path) -> Vec<u8> {
     ffmpeg_make(
         dir,

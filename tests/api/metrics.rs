@@ -81,7 +81,10 @@ fn metrics_count_requests_and_upload_refusals_on_their_own_address() {
     let dashboard = include_str!("../../docs/grafana-dashboard.json");
     for name in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if name.starts_with("flare_") {
-            assert!(text.contains(name), "the dashboard reads {name}, which /metrics lacks");
+            assert!(
+                text.contains(name),
+                "the dashboard reads {name}, which /metrics lacks"
+            );
         }
     }
     // The API's own address has no /metrics.

@@ -3,22 +3,8 @@
 //! person would expect, and none is refused or changed.
 
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
 
 use crate::helpers::*;
-
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
-    let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-loglevel", "error"])
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg is needed for these tests (.ci/run installs Debian's)");
-    assert!(status.success(), "ffmpeg failed to make {name}");
-    std::fs::read(out).unwrap()
-}
 
 const SRC: [&str; 8] = [
     "-f",
@@ -72,7 +58,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
         "-movflags",
         "+faststart",
     ]);
-    let fast = ffmpeg(d, "fast.mp4", &args);
+    let fast = ffmpeg_make(d, "fast.mp4", &args);
     let v = stored(&app, "fast.mp4", &fast, json!({}));
     let m = &v["media"];
     assert_eq!(m["container"], "mp4", "{v}");
@@ -94,7 +80,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
 
     let mut args: Vec<&str> = SRC.to_vec();
     args.extend(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]);
-    let slow = ffmpeg(d, "slow.mp4", &args);
+    let slow = ffmpeg_make(d, "slow.mp4", &args);
     let v = stored(&app, "slow.mp4", &slow, json!({ "duration": 99.5 }));
     assert_eq!(v["media"]["fastStart"], false, "{v}");
     assert_eq!(v["media"]["videoCodec"], "h264");
@@ -104,7 +90,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
         "the client's duration was overwritten"
     );
 
-    let hevc = ffmpeg(
+    let hevc = ffmpeg_make(
         d,
         "phone.mov",
         &[
@@ -127,7 +113,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
     assert_eq!(v["media"]["frameRate"].as_f64(), Some(30.0));
     assert_eq!(v["media"]["width"].as_u64(), Some(640));
 
-    let webm = ffmpeg(
+    let webm = ffmpeg_make(
         d,
         "clip.webm",
         &[
@@ -164,7 +150,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
     );
 
     // MKV with H.264 and AAC: read, and not called playable (not every browser plays MKV).
-    let mkv = ffmpeg(
+    let mkv = ffmpeg_make(
         d,
         "camera.mkv",
         &[
@@ -202,7 +188,7 @@ fn each_kind_of_file_gets_the_expected_probe() {
     assert!(m["bitrate"].as_u64().unwrap() > 0);
 
     // OGV is named by its container only.
-    let ogv = ffmpeg(
+    let ogv = ffmpeg_make(
         d,
         "old.ogv",
         &[

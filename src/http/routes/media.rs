@@ -14,6 +14,25 @@ use crate::http::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Vali
 use crate::state::AppState;
 use crate::storage::{FileChunks, ObjectKey};
 
+/// The video a media path names, when both names are safe and it exists; else the one 404
+/// every media path gives, which says nothing of which part was wrong.
+async fn video_at(
+    app: &AppState,
+    video_id: &str,
+    file_name: &str,
+) -> Result<crate::db::videos::VideoRow, ApiError> {
+    let not_found = || ApiError::NotFound("there is no file at this URL".into());
+    if check_path_name("videoId", video_id).is_err()
+        || check_path_name("fileName", file_name).is_err()
+    {
+        return Err(not_found());
+    }
+    match videos::get(app, video_id).await {
+        Err(ApiError::NotFound(_)) => Err(not_found()),
+        other => other,
+    }
+}
+
 pub async fn get(
     app: web::Data<AppState>,
     req: HttpRequest,
@@ -21,15 +40,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (video_id, file_name) = path.into_inner();
     let not_found = || ApiError::NotFound("there is no file at this URL".into());
-    if check_path_name("videoId", &video_id).is_err()
-        || check_path_name("fileName", &file_name).is_err()
-    {
-        return Err(not_found());
-    }
-    let video = match videos::get(&app, &video_id).await {
-        Err(ApiError::NotFound(_)) => return Err(not_found()),
-        other => other?,
-    };
+    let video = video_at(&app, &video_id, &file_name).await?;
     // One video, one object: only the one its record names is public.
     if !videos::is_public_object(&video, &file_name) {
         return Err(not_found());
@@ -108,15 +119,7 @@ pub async fn derived(
 ) -> Result<HttpResponse, ApiError> {
     let (video_id, file_name) = path.into_inner();
     let not_found = || ApiError::NotFound("there is no file at this URL".into());
-    if check_path_name("videoId", &video_id).is_err()
-        || check_path_name("fileName", &file_name).is_err()
-    {
-        return Err(not_found());
-    }
-    let video = match videos::get(&app, &video_id).await {
-        Err(ApiError::NotFound(_)) => return Err(not_found()),
-        other => other?,
-    };
+    let video = video_at(&app, &video_id, &file_name).await?;
     let derived = videos::derived(&video);
     let Some(asset) = derived.assets.iter().find(|a| a.file_name == file_name) else {
         return Err(not_found());
