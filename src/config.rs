@@ -40,6 +40,84 @@ pub struct RawSettings {
     pub shutdown_grace: Option<String>,
     pub log_format: Option<String>,
     pub metrics_listen: Option<String>,
+    /// `[[webhook]]` tables (the file only).
+    pub webhook: Option<Vec<WebhookSetting>>,
+}
+
+/// One `[[webhook]]` table as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSetting {
+    pub url: String,
+    pub events: Option<Vec<String>>,
+    pub secret: String,
+}
+
+/// A checked webhook: where, which events, and its signing key (the secret's bytes).
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Webhook {
+    /// The secret is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The events a webhook may ask for.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "video.created",
+    "video.ready",
+    "video.updated",
+    "video.deleted",
+];
+
+fn webhook(w: WebhookSetting) -> Result<Webhook, String> {
+    use base64::Engine;
+    let parsed = url::Url::parse(&w.url).map_err(|e| format!("webhook url {:?}: {e}", w.url))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "webhook url {:?}: the scheme must be http or https",
+            w.url
+        ));
+    }
+    let events = w
+        .events
+        .unwrap_or_else(|| WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect());
+    if let Some(bad) = events
+        .iter()
+        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+    {
+        return Err(format!(
+            "webhook {:?}: unknown event {bad:?}; expected some of {}",
+            w.url,
+            WEBHOOK_EVENTS.join(", ")
+        ));
+    }
+    let key = w
+        .secret
+        .strip_prefix("whsec_")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .filter(|k| (24..=64).contains(&k.len()))
+        .ok_or_else(|| {
+            format!(
+                "webhook {:?}: secret must be whsec_ followed by 24 to 64 bytes in base64 (make one \
+                 with: echo whsec_$(head -c 32 /dev/urandom | base64))",
+                w.url
+            )
+        })?;
+    Ok(Webhook {
+        url: w.url,
+        events,
+        key,
+    })
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.
@@ -198,6 +276,7 @@ impl RawSettings {
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
             log_format: over.log_format.or(self.log_format),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            webhook: over.webhook.or(self.webhook),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -262,6 +341,18 @@ pub struct Settings {
     pub log_format: crate::logging::Format,
     /// Where Prometheus scrapes `/metrics`; `None`: nowhere.
     pub metrics_listen: Option<String>,
+    pub webhooks: Vec<Webhook>,
+}
+
+impl Settings {
+    /// The URLs of the webhooks that asked for `event`.
+    pub fn webhooks_for(&self, event: &str) -> Vec<String> {
+        self.webhooks
+            .iter()
+            .filter(|w| w.events.iter().any(|e| e == event))
+            .map(|w| w.url.clone())
+            .collect()
+    }
 }
 
 impl Settings {
@@ -373,6 +464,12 @@ impl Settings {
             ffmpeg_path: raw.ffmpeg_path,
             media_jobs: usize::try_from(raw.media_jobs.unwrap_or(1)).unwrap_or(usize::MAX),
             faststart: raw.faststart.unwrap_or(false),
+            webhooks: raw
+                .webhook
+                .unwrap_or_default()
+                .into_iter()
+                .map(webhook)
+                .collect::<Result<_, _>>()?,
             metrics_listen: match raw.metrics_listen.filter(|m| !m.trim().is_empty()) {
                 Some(m) if m.parse::<std::net::SocketAddr>().is_err() => {
                     return Err(format!(

@@ -102,6 +102,34 @@ fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(report.ok)
         }
+        Command::Webhook(flare::cli::WebhookCommand::Test { url, secret }) => {
+            let status = flare::cli::webhook::test(&settings, &url, secret.as_deref())?;
+            println!("{url} answered {status}");
+            Ok((200..300).contains(&status))
+        }
+        Command::Webhook(flare::cli::WebhookCommand::Deliveries { limit, json }) => {
+            let list = flare::cli::webhook::deliveries(&settings, limit)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                );
+            } else {
+                for d in list {
+                    println!(
+                        "{} {:<13} {:<9} attempts {} last {} {}  {}",
+                        flare::time::iso8601(d.created_at),
+                        d.event,
+                        d.state,
+                        d.attempts,
+                        d.last_status.map_or("-".to_string(), |s| s.to_string()),
+                        d.last_error.unwrap_or_default(),
+                        d.url
+                    );
+                }
+            }
+            Ok(true)
+        }
         Command::Url(flare::cli::UrlCommand::Explain { url, json }) => {
             let e = flare::cli::doctor::explain_url(&settings, &url)?;
             if json {

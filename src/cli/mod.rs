@@ -5,6 +5,7 @@ pub mod commands;
 pub mod doctor;
 pub mod fsck;
 pub mod upload;
+pub mod webhook;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Webhooks: send a test, or see the latest deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Work with URLs flare handed out.
     #[command(subcommand)]
     Url(UrlCommand),
@@ -83,6 +87,26 @@ pub enum Command {
         /// The folder `flare backup` made.
         #[arg(value_name = "SRC")]
         src: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Send a signed webhook.test message to URL now and print the answer's status (exit 1
+    /// unless 2xx). Uses the [[webhook]] secret for URL, or --secret.
+    Test {
+        url: String,
+        /// whsec_… (for a URL not in the settings).
+        #[arg(long, env = "FLARE_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// The latest deliveries, newest first: event, URL, state, attempts, last answer.
+    Deliveries {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

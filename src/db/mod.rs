@@ -9,6 +9,7 @@ pub mod publications;
 pub mod tokens;
 pub mod uploads;
 pub mod videos;
+pub mod webhooks;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::os::unix::fs::OpenOptionsExt;
@@ -145,6 +146,26 @@ CREATE TABLE assets (
     PRIMARY KEY (video_id, kind)
 );
 ALTER TABLE videos ADD COLUMN derived TEXT;
+"#,
+    // The webhook outbox: one row per event and webhook URL, written in the transaction that
+    // made the change, delivered in order per URL (`domain::webhooks`). Secrets stay in the
+    // settings.
+    r#"
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    last_status  INTEGER,
+    last_error   TEXT,
+    created_at   INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX webhook_pending ON webhook_deliveries (url, id) WHERE state = 'pending';
 "#,
 ];
 

@@ -20,3 +20,4 @@ pub mod token_cache;
 pub mod tokens;
 pub mod uploads;
 pub mod videos;
+pub mod webhooks;

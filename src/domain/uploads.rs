@@ -329,6 +329,7 @@ pub(crate) async fn publish<G: Send + 'static>(
     let media_json = serde_json::to_string(&media).unwrap_or_default();
     // Posters and renditions are queued with the record, so a crash cannot lose them.
     let jobs = crate::domain::media_jobs::jobs_for(app, &media);
+    let hooks = app.settings.webhooks_for("video.ready");
     let storage = app.storage.clone();
     let key = ObjectKey {
         video_id: grant.video_id.clone(),
@@ -373,6 +374,9 @@ pub(crate) async fn publish<G: Send + 'static>(
                 db::jobs::enqueue(conn, &committed.video_id, kind, &sha256, now)?;
             }
             db::jobs::refresh(conn, &committed.video_id)?;
+            if let Some(v) = db::videos::get(conn, &committed.video_id)? {
+                crate::domain::webhooks::record(conn, &hooks, "video.ready", &v, now)?;
+            }
             Ok((guard, (replaces, stale)))
         }
     };
@@ -404,6 +408,7 @@ pub(crate) async fn publish<G: Send + 'static>(
         .await;
     let meta = published?;
     app.media.wake();
+    crate::domain::webhooks::wake();
     // The rename is done; forget its journal row (a crash before this is harmless: the next
     // start finds the staged file gone and drops the row).
     if let Err(e) = app

@@ -79,13 +79,21 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
         seq: 0,
     };
     let stored = row.clone();
+    let hooks = app.settings.webhooks_for("video.created");
     let seq = app
         .db
-        .write(move |conn| Ok::<_, ApiError>(db::videos::insert(conn, &stored)?))
+        .write(move |conn| {
+            let seq = db::videos::insert(conn, &stored)?;
+            if seq.is_some() {
+                crate::domain::webhooks::record(conn, &hooks, "video.created", &stored, now)?;
+            }
+            Ok::<_, ApiError>(seq)
+        })
         .await?;
     row.seq = seq.ok_or_else(|| {
         ApiError::Conflict(format!("a video with id `{}` already exists", row.id))
     })?;
+    crate::domain::webhooks::wake();
     Ok(row)
 }
 
@@ -169,7 +177,9 @@ pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<Vid
         }
     };
     let key = id.to_string();
-    app.db
+    let hooks = app.settings.webhooks_for("video.updated");
+    let updated = app
+        .db
         .write(move |conn| {
             let tx: &rusqlite::Connection = conn;
             if db::videos::get(tx, &key)?.is_none() {
@@ -183,9 +193,12 @@ pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<Vid
                 db::videos::set_password_hash(tx, &key, hash.as_deref(), now)?;
             }
             let row = db::videos::get(tx, &key)?.ok_or_else(|| not_found(&key))?;
+            crate::domain::webhooks::record(tx, &hooks, "video.updated", &row, now)?;
             Ok(row)
         })
-        .await
+        .await;
+    crate::domain::webhooks::wake();
+    updated
 }
 
 /// Removes a video: its record, its upload rows and its files.
@@ -195,13 +208,22 @@ pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<Vid
 /// the files go; then the row. A row left `deleting` is finished at the next start.
 pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     let key = id.to_string();
+    let hooks = app.settings.webhooks_for("video.deleted");
     let marked = app
         .db
-        .write(move |conn| Ok::<_, ApiError>(db::videos::begin_delete(conn, &key, now_ms())?))
+        .write(move |conn| {
+            let before = db::videos::get(conn, &key)?;
+            let marked = db::videos::begin_delete(conn, &key, now_ms())?;
+            if let (true, Some(v)) = (marked, before) {
+                crate::domain::webhooks::record(conn, &hooks, "video.deleted", &v, now_ms())?;
+            }
+            Ok::<_, ApiError>(marked)
+        })
         .await?;
     if !marked {
         return Err(not_found(id));
     }
+    crate::domain::webhooks::wake();
     let (storage, key) = (app.storage.clone(), id.to_string());
     tokio::task::spawn_blocking(move || storage.remove_video(&key))
         .await

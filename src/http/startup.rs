@@ -73,6 +73,9 @@ impl Application {
         crate::domain::media_jobs::spawn_workers(std::sync::Arc::downgrade(
             &state.clone().into_inner(),
         ));
+        crate::domain::webhooks::spawn_worker(std::sync::Arc::downgrade(
+            &state.clone().into_inner(),
+        ));
         if let Some(at) = state.settings.metrics_listen.clone() {
             let bound = crate::http::metrics_server::start(
                 &at,

@@ -29,3 +29,4 @@ mod tokens;
 mod upload_cli;
 mod uploads;
 mod videos;
+mod webhooks;
