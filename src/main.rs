@@ -80,6 +80,57 @@ fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
+        Command::Export {
+            videos,
+            all,
+            since,
+            file,
+        } => {
+            use flare::cli::bundle::Selection;
+            let which = match (all, since, videos.is_empty()) {
+                (true, _, _) => Selection::All,
+                (false, Some(date), _) => Selection::Since(flare::time::parse_date(&date).ok_or(
+                    format!("--since {date:?}: expected a date such as 2026-12-01"),
+                )?),
+                (false, None, false) => Selection::Ids(videos),
+                (false, None, true) => {
+                    return Err(
+                        "say which videos: --video ID (repeatable), --all or --since DATE".into(),
+                    )
+                }
+            };
+            let app = flare::state::AppState::open(settings, None)?;
+            let s = flare::cli::bundle::export(&app, which, &file)?;
+            println!(
+                "exported {} videos ({} files, {} bytes) into {}",
+                s.videos,
+                s.files,
+                s.bytes,
+                file.display()
+            );
+            Ok(true)
+        }
+        Command::Import { file } => {
+            let app = flare::state::AppState::open(settings, None)?;
+            let s = flare::cli::bundle::import(&app, &file)?;
+            println!(
+                "imported {} videos ({} files, {} bytes, each checked); {} already here; {} conflict(s){}",
+                s.videos,
+                s.files,
+                s.bytes,
+                s.already_here,
+                s.conflicts.len(),
+                if s.conflicts.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {} exist here with other bytes and were left as they are",
+                        s.conflicts.join(", ")
+                    )
+                }
+            );
+            Ok(s.conflicts.is_empty())
+        }
         Command::Doctor { json } => {
             let report = flare::cli::doctor::doctor(&settings);
             if json {

@@ -1,6 +1,7 @@
 //! The command line, as clap derive types. Behaviour lives in `main.rs` and the domain modules.
 
 pub mod backup;
+pub mod bundle;
 pub mod commands;
 pub mod doctor;
 pub mod fsck;
@@ -67,6 +68,28 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write videos into one tar archive for another node (an air-gap transfer): records,
+    /// captions, posters, renditions and files, with every file's SHA-256.
+    Export {
+        /// The videos to export (repeat the flag).
+        #[arg(long = "video", value_name = "ID")]
+        videos: Vec<String>,
+        /// Every video.
+        #[arg(long, conflicts_with_all = ["videos", "since"])]
+        all: bool,
+        /// Videos changed on or after this date (YYYY-MM-DD, UTC).
+        #[arg(long, value_name = "DATE", conflicts_with = "videos")]
+        since: Option<String>,
+        /// A new file.
+        #[arg(value_name = "FILE.tar")]
+        file: PathBuf,
+    },
+    /// Add the videos of a bundle made by `flare export`, checking every byte: a video already
+    /// here with the same bytes is left alone, one that differs is reported and not touched.
+    Import {
+        #[arg(value_name = "FILE.tar")]
+        file: PathBuf,
     },
     /// Check what an operator gets wrong (data folder, database, signing key, public URL, clock,
     /// ffmpeg) and say how to fix each; exit 1 when a check fails.

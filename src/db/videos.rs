@@ -307,3 +307,45 @@ pub(crate) fn set_size_and_digest(
     )?;
     Ok(())
 }
+
+/// Every video that is not being deleted, in creation order (for `flare export`).
+pub(crate) fn all_for_export(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
+    conn.prepare(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM videos WHERE status <> 'deleting' ORDER BY seq"
+    ))?
+    .query_map([], from_row)?
+    .collect()
+}
+
+/// Inserts a whole record from another node (`flare import`): every column as given.
+pub(crate) fn insert_whole(conn: &Connection, v: &VideoRow) -> rusqlite::Result<()> {
+    super::exec(
+        conn,
+        "INSERT INTO videos (id, title, file_name, source, width, height, duration, status,
+           object_name, size, content_type, sha256, password_hash, embed_settings, created_at,
+           updated_at, media)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            v.id,
+            v.title,
+            v.file_name,
+            v.source,
+            v.width,
+            v.height,
+            v.duration,
+            v.status,
+            v.object_name,
+            v.size,
+            v.content_type,
+            v.sha256,
+            v.password_hash,
+            v.embed_settings,
+            v.created_at,
+            v.updated_at,
+            v.media
+        ],
+    )?;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Black-box tests over real HTTP against the application the binary runs.
 
 mod backup;
+mod bundle;
 mod captions;
 mod cli;
 mod concurrency;
