@@ -142,10 +142,16 @@ pub fn export(app: &AppState, which: Selection, out: &Path) -> Result<Summary, S
             return Err(format!("there is no video with id {missing}"));
         }
     }
+    // Every asset in one read, not one read of all of them per video.
+    let mut assets_by_video: HashMap<String, Vec<Asset>> = HashMap::new();
+    for (video_id, asset) in app.db.blocking(|c| db::jobs::all_assets(c)).map_err(sql)? {
+        assets_by_video.entry(video_id).or_default().push(asset);
+    }
     let mut videos = Vec::new();
     for v in &rows {
         let id = v.id.clone();
-        let (captions, assets) = app
+        let assets = assets_by_video.remove(&v.id).unwrap_or_default();
+        let captions = app
             .db
             .blocking(|c| {
                 let caps = c
@@ -160,12 +166,7 @@ pub fn export(app: &AppState, which: Selection, out: &Path) -> Result<Summary, S
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                let assets: Vec<Asset> = db::jobs::all_assets(c)?
-                    .into_iter()
-                    .filter(|(vid, _)| *vid == id)
-                    .map(|(_, a)| a)
-                    .collect();
-                Ok::<_, rusqlite::Error>((caps, assets))
+                Ok::<_, rusqlite::Error>(caps)
             })
             .map_err(sql)?;
         let mut files = Vec::new();
