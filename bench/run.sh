@@ -24,7 +24,7 @@ for arg in "$@"; do
 done
 if [ $SMOKE = 1 ]; then MIB=32; RUNS=1; SECS=2; MEM_MIB=8; READERS=40; else MIB=1024; RUNS=5; SECS=10; MEM_MIB=1024; READERS=200; fi
 PEERS=${FLARE_PEERS:-$ROOT/../shared/peers}
-PORT=${BENCH_PORT:-18700}   # flare sync, flare no-sync, nginx, source, memory (2), sendfile off: PORT..PORT+6
+PORT=${BENCH_PORT:-18700}   # flare sync, flare no-sync, nginx, source, memory (2), sendfile off, TLS, metrics (2): PORT..PORT+9
 
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -47,26 +47,33 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 spread() { sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s–%s", lo, hi}'; }
 mibs() { awk '{printf "%.0f\n", $1/1048576}'; }
 
+hwm() { awk '/VmHWM/ {printf "%.0f\n", $2/1024}' "/proc/$1/status"; }
+
 # --- servers -------------------------------------------------------------------------------
-start_flare() { # NAME PORT SYNC [SENDFILE] -> sets $PID_<NAME>, waits until it listens
-  local name=$1 port=$2 sync=$3 sendfile=${4:-auto}
+start_flare() { # NAME PORT SYNC [SENDFILE [VAR=VALUE…]] -> sets $PID_<NAME>, waits until it listens
+  local name=$1 port=$2 sync=$3 sendfile=${4:-auto} scheme=http
   mkdir -p "$W/$name"
-  FLARE_DATA_DIR="$W/$name/data" FLARE_SYNC_UPLOADS=$sync FLARE_LOG_LEVEL=warn FLARE_SENDFILE=$sendfile \
-    FLARE_MAX_UPLOAD_BYTES=$((64 << 30)) FLARE_DISK_RESERVE_BYTES=0 \
+  case " ${*:5} " in *FLARE_TLS_CERT=*) scheme=https ;; esac
+  env FLARE_DATA_DIR="$W/$name/data" FLARE_SYNC_UPLOADS=$sync FLARE_LOG_LEVEL=warn FLARE_SENDFILE=$sendfile \
+    FLARE_MAX_UPLOAD_BYTES=$((64 << 30)) FLARE_DISK_RESERVE_BYTES=0 "${@:5}" \
     "$BIN" serve --listen "127.0.0.1:$port" 2>>"$W/$name.log" &
   PIDS+=($!); eval "PID_$name=$!"
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 100); do curl -sf --cacert "$W/tls.crt" "$scheme://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
   echo "flare ($name) did not start"; cat "$W/$name.log"; exit 1
 }
 token_for() { FLARE_DATA_DIR="$W/$1/data" "$BIN" token create --name bench 2>/dev/null; }
 json_get() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-flare_url() { # NAME PORT TOKEN FILE -> "UPLOAD_URL PUBLIC_PATH"
-  local port=$2 tok=$3 file=$4 id p
-  id=$(curl -sf "http://127.0.0.1:$port/api/video/create" -H "Authorization: Bearer $tok" -d "{\"fileName\":\"$file\"}" | json_get '["video"]["id"]')
-  p=$(curl -sf "http://127.0.0.1:$port/api/video/upload/presign" -H "Authorization: Bearer $tok" -d "{\"videoId\":\"$id\",\"fileName\":\"$file\"}")
+flare_url() { # NAME PORT TOKEN FILE [SCHEME] -> "UPLOAD_URL PUBLIC_PATH"
+  local port=$2 tok=$3 file=$4 scheme=${5:-http} id p
+  id=$(curl -sf --cacert "$W/tls.crt" "$scheme://127.0.0.1:$port/api/video/create" -H "Authorization: Bearer $tok" -d "{\"fileName\":\"$file\"}" | json_get '["video"]["id"]')
+  p=$(curl -sf --cacert "$W/tls.crt" "$scheme://127.0.0.1:$port/api/video/upload/presign" -H "Authorization: Bearer $tok" -d "{\"videoId\":\"$id\",\"fileName\":\"$file\"}")
   echo "$(echo "$p" | json_get '["uploadUrl"]') /media/$id/composite/$file"
 }
 
+# A self-signed certificate for the TLS rows (curl trusts it through --cacert / CURL_CA_BUNDLE).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null
+export CURL_CA_BUNDLE="$W/tls.crt"
 start_flare sync $PORT true
 start_flare nosync $((PORT + 1)) false
 TOK_SYNC=$(token_for sync); TOK_NOSYNC=$(token_for nosync)
@@ -141,8 +148,39 @@ for run in $(seq $RUNS); do
   R[range_nginx]+="$p99 "; R[range50_nginx]+="$p50 "; R[range_rps_nginx]+="$rps "
 done
 
-# --- 3. presign ----------------------------------------------------------------------------
+# --- 3. TLS --------------------------------------------------------------------------------
+# The same PUT and GET over HTTPS (flare's own TLS, HTTP/1.1, no sync) against plain HTTP (the
+# no-sync flare, whose GET takes sendfile), alternating; and the TLS server's peak RSS.
+echo "# TLS: PUT and GET of $MIB MiB over https against http, $RUNS runs each, alternating" >&2
+start_flare tls $((PORT + 7)) false auto FLARE_TLS_CERT="$W/tls.crt" FLARE_TLS_KEY="$W/tls.key"
+TOK_TLS=$(token_for tls)
+for run in $(seq $RUNS); do
+  read -r u _ < <(flare_url tls $((PORT + 7)) "$TOK_TLS" "t$run.mp4" https); sync
+  R[in_tls]+="$(put_rate "$u") "
+  read -r u _ < <(flare_url nosync $((PORT + 1)) "$TOK_NOSYNC" "p$run.mp4"); sync
+  R[in_plain]+="$(put_rate "$u") "
+done
+read -r u TPATH < <(flare_url tls $((PORT + 7)) "$TOK_TLS" "serve.mp4" https); put_rate "$u" >/dev/null
+cat "$W/tls/data/objects/"*/composite/serve.mp4 >/dev/null
+for run in $(seq $RUNS); do
+  R[get_tls]+="$(get_rate "https://127.0.0.1:$((PORT + 7))$TPATH") "
+  R[get_plain]+="$(get_rate "http://127.0.0.1:$((PORT + 1))$FPATH") "
+done
+R[rss_tls]="$(hwm "$PID_tls")"
+
+# --- 4. presign ----------------------------------------------------------------------------
+# Also on a flare with metrics_listen, scraped every second while wrk runs (Prometheus scrapes
+# every 15 s by default), against the same flare unscraped: what /metrics costs the API.
 echo "# presign at 64 connections for $SECS s, against /healthz" >&2
+start_flare met $((PORT + 8)) false auto FLARE_METRICS_LISTEN="127.0.0.1:$((PORT + 9))"
+TOK_MET=$(token_for met)
+MVID=$(curl -sf "http://127.0.0.1:$((PORT + 8))/api/video/create" -H "Authorization: Bearer $TOK_MET" -d '{"fileName":"p.mp4"}' | json_get '["video"]["id"]')
+cat > "$W/presign-met.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"videoId":"$MVID","fileName":"p.mp4"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOK_MET"
+LUA
 VID=$(curl -sf "http://127.0.0.1:$((PORT + 1))/api/video/create" -H "Authorization: Bearer $TOK_NOSYNC" -d '{"fileName":"p.mp4"}' | json_get '["video"]["id"]')
 cat > "$W/presign.lua" <<LUA
 wrk.method = "POST"
@@ -155,11 +193,16 @@ for run in $(seq $RUNS); do
   R[presign_rps]+="$rps "; R[presign_p50]+="$p50 "; R[presign_p99]+="$p99 "
   read -r rps _ _ _ < <(wrk_stats "http://127.0.0.1:$((PORT + 1))/healthz" -c64)
   R[trivial_rps]+="$rps "
+  read -r rps _ _ _ < <(wrk_stats "http://127.0.0.1:$((PORT + 8))/api/video/upload/presign" -c64 -s "$W/presign-met.lua")
+  R[presign_unscraped]+="$rps "
+  ( while sleep 1; do curl -sf -o /dev/null "http://127.0.0.1:$((PORT + 9))/metrics"; done ) & scraper=$!
+  read -r rps _ _ _ < <(wrk_stats "http://127.0.0.1:$((PORT + 8))/api/video/upload/presign" -c64 -s "$W/presign-met.lua")
+  kill $scraper 2>/dev/null; wait $scraper 2>/dev/null || true
+  R[presign_scraped]+="$rps "
 done
 
-# --- 4. memory -----------------------------------------------------------------------------
+# --- 5. memory -----------------------------------------------------------------------------
 echo "# memory: 16 concurrent $MEM_MIB MiB uploads; $READERS slow Range readers" >&2
-hwm() { awk '/VmHWM/ {printf "%.0f\n", $2/1024}' "/proc/$1/status"; }
 start_flare mem1 $((PORT + 4)) false
 TOK=$(token_for mem1)
 head -c $((MEM_MIB << 20)) /dev/urandom > "$W/mem.bin"
@@ -213,6 +256,10 @@ mkdir -p "$ROOT/bench/results"
   fi
   echo "| presign (req/s), 64 conn | $(m presign_rps) ($(s presign_rps)) | /healthz $(m trivial_rps) ($(s trivial_rps)) | $pre_ratio | ≥ 0.5 × trivial: $(check "$pre_ratio" ">=" 0.5) |"
   echo "| presign p50 / p99 (ms) | $(m presign_p50) / $(m presign_p99) | | | p99 < 10 ms: $(check "$(m presign_p99)" "<=" 10) |"
+  echo "| PUT over TLS (MiB/s), sync off | $(m in_tls) ($(s in_tls)) | plain HTTP $(m in_plain) ($(s in_plain)) | $(ratio "$(m in_tls)" "$(m in_plain)") | reference |"
+  echo "| GET over TLS (MiB/s) | $(m get_tls) ($(s get_tls)) | plain HTTP, sendfile $(m get_plain) ($(s get_plain)) | $(ratio "$(m get_tls)" "$(m get_plain)") | reference |"
+  echo "| peak RSS of the TLS flare after its PUTs and GETs (MiB) | ${R[rss_tls]} | | | ≤ 64: $(check "${R[rss_tls]}" "<=" 64) |"
+  echo "| presign (req/s) with /metrics scraped every 1 s | $(m presign_scraped) ($(s presign_scraped)) | unscraped $(m presign_unscraped) ($(s presign_unscraped)) | $(ratio "$(m presign_scraped)" "$(m presign_unscraped)") | ≥ 0.95 × unscraped: $(check "$(ratio "$(m presign_scraped)" "$(m presign_unscraped)")" ">=" 0.95) |"
   echo "| peak RSS, 16 concurrent $MEM_MIB MiB uploads (MiB) | ${R[rss_uploads]} | | | ≤ 64: $(check "${R[rss_uploads]}" "<=" 64) |"
   echo "| peak RSS, $READERS slow Range readers (MiB) | ${R[rss_readers]} | | | ≤ 64: $(check "${R[rss_readers]}" "<=" 64) |"
 } | tee "$OUT"

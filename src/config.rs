@@ -40,6 +40,8 @@ pub struct RawSettings {
     pub shutdown_grace: Option<String>,
     pub log_format: Option<String>,
     pub metrics_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// `[[webhook]]` tables (the file only).
     pub webhook: Option<Vec<WebhookSetting>>,
 }
@@ -150,6 +152,8 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("shutdown_grace", "FLARE_SHUTDOWN_GRACE"),
     ("log_format", "FLARE_LOG_FORMAT"),
     ("metrics_listen", "FLARE_METRICS_LISTEN"),
+    ("tls_cert", "FLARE_TLS_CERT"),
+    ("tls_key", "FLARE_TLS_KEY"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -229,6 +233,8 @@ impl RawSettings {
                 "shutdown_grace" => raw.shutdown_grace = Some(value),
                 "log_format" => raw.log_format = Some(value),
                 "metrics_listen" => raw.metrics_listen = Some(value),
+                "tls_cert" => raw.tls_cert = Some(PathBuf::from(value)),
+                "tls_key" => raw.tls_key = Some(PathBuf::from(value)),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -276,6 +282,8 @@ impl RawSettings {
             shutdown_grace: over.shutdown_grace.or(self.shutdown_grace),
             log_format: over.log_format.or(self.log_format),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
             webhook: over.webhook.or(self.webhook),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
@@ -341,10 +349,29 @@ pub struct Settings {
     pub log_format: crate::logging::Format,
     /// Where Prometheus scrapes `/metrics`; `None`: nowhere.
     pub metrics_listen: Option<String>,
+    /// The certificate chain and private key (PEM files) to serve HTTPS with; `None`: plain
+    /// HTTP.
+    pub tls: Option<TlsFiles>,
     pub webhooks: Vec<Webhook>,
 }
 
+/// Where the certificate chain and its private key are.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 impl Settings {
+    /// `https` when flare serves TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The URLs of the webhooks that asked for `event`.
     pub fn webhooks_for(&self, event: &str) -> Vec<String> {
         self.webhooks
@@ -470,6 +497,20 @@ impl Settings {
                 .into_iter()
                 .map(webhook)
                 .collect::<Result<_, _>>()?,
+            tls: match (raw.tls_cert, raw.tls_key) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (Some(_), None) => {
+                    return Err("tls_cert is set but tls_key is not: HTTPS needs both the \
+                                certificate chain and its private key (PEM files)"
+                        .into())
+                }
+                (None, Some(_)) => {
+                    return Err("tls_key is set but tls_cert is not: HTTPS needs both the \
+                                certificate chain and its private key (PEM files)"
+                        .into())
+                }
+            },
             metrics_listen: match raw.metrics_listen.filter(|m| !m.trim().is_empty()) {
                 Some(m) if m.parse::<std::net::SocketAddr>().is_err() => {
                     return Err(format!(

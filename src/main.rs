@@ -235,6 +235,8 @@ fn load_settings(cli: &Cli) -> Result<Settings, String> {
     if let Command::Serve(args) = &cli.command {
         flags.listen = args.listen.clone();
         flags.public_url = args.public_url.clone();
+        flags.tls_cert = args.tls_cert.clone();
+        flags.tls_key = args.tls_key.clone();
     }
     Settings::resolve([file, env, flags])
 }

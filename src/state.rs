@@ -76,8 +76,8 @@ impl AppState {
         let base_url = match (&running, &settings.public_url, addr) {
             (Some(server), _, _) => server.public_url.clone(),
             (None, Some(url), _) => url.clone(),
-            (None, None, Some(addr)) => format!("http://{addr}"),
-            (None, None, None) => format!("http://{}", settings.listen),
+            (None, None, Some(addr)) => format!("{}://{addr}", settings.scheme()),
+            (None, None, None) => format!("{}://{}", settings.scheme(), settings.listen),
         };
         let media_url = match (&running, &settings.media_url) {
             (Some(server), _) => server.media_url.clone(),

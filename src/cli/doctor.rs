@@ -186,7 +186,38 @@ pub fn doctor(settings: &Settings) -> Report {
         .as_ref()
         .map(|s| s.public_url.clone())
         .or_else(|| settings.public_url.clone())
-        .unwrap_or_else(|| format!("http://{}", settings.listen));
+        .unwrap_or_else(|| format!("{}://{}", settings.scheme(), settings.listen));
+    if let Some(files) = &settings.tls {
+        checks.push(match crate::http::tls::Tls::load(&files.cert, &files.key) {
+            Ok(_) => check(
+                "TLS",
+                Status::Ok,
+                format!(
+                    "{} and {} make a usable pair; after renewing them, `kill -HUP` the server",
+                    files.cert.display(),
+                    files.key.display()
+                ),
+                None,
+            ),
+            Err(e) => check(
+                "TLS",
+                Status::Fail,
+                e,
+                Some(
+                    "point tls_cert at the PEM certificate chain and tls_key at its private key"
+                        .into(),
+                ),
+            ),
+        });
+        if public.starts_with("http://") {
+            checks.push(check(
+                "TLS",
+                Status::Fail,
+                format!("flare serves HTTPS but public_url is {public}: every link it hands out would fail"),
+                Some(format!("set public_url to {}", public.replacen("http://", "https://", 1))),
+            ));
+        }
+    }
     let host = url::Url::parse(&public)
         .ok()
         .and_then(|u| u.host_str().map(String::from))

@@ -213,6 +213,14 @@ pub struct ServeArgs {
     /// [default: http://LISTEN].
     #[arg(long, env = "FLARE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Re-read on SIGHUP.
+    #[arg(long, env = "FLARE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "FLARE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -88,8 +88,9 @@ impl Watched {
         }
     }
 
-    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.io.peer_addr()
+    /// The socket underneath, for the sendfile path's peek.
+    pub(crate) fn get_ref(&self) -> &TcpStream {
+        &self.io
     }
 
     fn on_write<T>(

@@ -14,3 +14,4 @@ pub mod ranges;
 pub mod requests;
 pub mod routes;
 pub mod startup;
+pub mod tls;

@@ -2,17 +2,16 @@
 
 use actix_http::{HttpService, KeepAlive};
 use actix_service::map_config;
-use actix_service::ServiceFactoryExt;
 use actix_web::dev::Server;
 use actix_web::dev::{fn_factory, fn_service, AppConfig, Service, ServiceFactory};
 use actix_web::http::header::{self};
 use actix_web::middleware::{Condition, DefaultHeaders, Logger};
 use actix_web::rt::net::TcpStream;
 use actix_web::{web, App};
-use futures_util::future::ready;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::either::Either;
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -51,6 +50,14 @@ impl Application {
             ));
         }
         let settings_grace = settings.shutdown_grace;
+        let tls = match &settings.tls {
+            Some(files) => Some(Arc::new(crate::http::tls::Tls::load(
+                &files.cert,
+                &files.key,
+            )?)),
+            None => None,
+        };
+        let scheme = settings.scheme();
         let (state, lock) = tokio::task::spawn_blocking(move || {
             crate::datadir::ensure(&settings.data_dir, true)?;
             // Before anything in the folder is touched: recovery sweeps tmp/, which holds a
@@ -261,11 +268,16 @@ impl Application {
         let counts = Arc::new(crate::http::conn::Counts::default());
         let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sendfile_answers = answered.clone();
+        if let Some(tls) = &tls {
+            crate::http::tls::reload_on_sighup(Arc::downgrade(tls));
+        }
         let server = builder
             .listen("flare", listener, move || {
                 let (app, state, shutdown) = (app.clone(), state.clone(), shutdown.clone());
                 let (counts, answered) = (counts.clone(), answered.clone());
+                let tls = tls.clone();
                 fn_factory(move || {
+                    let tls = tls.clone();
                     let signal = shutdown.clone();
                     let counts = counts.clone();
                     let send_timeout = state.settings.send_timeout;
@@ -276,22 +288,16 @@ impl Application {
                         .client_request_timeout(fastpath::IDLE)
                         .client_disconnect_timeout(Duration::from_secs(1))
                         .h1_allow_half_closed(true)
+                        // HTTP/2 (over TLS): with actix's 1 MiB stream window a 256 MiB PUT
+                        // ran at 83 MB/s on loopback, with 8 MiB at 290 MB/s (HTTP/1.1: 405).
+                        .h2_initial_window_size(8 << 20)
+                        .h2_initial_connection_window_size(16 << 20)
                         .local_addr(addr)
                         .graceful_shutdown_signal(move || {
                             let signal = signal.clone();
                             async move { signal.notified().await }
                         })
                         .finish(map_config(app(), |_| AppConfig::default()));
-                    // What `HttpService::tcp` does, on a stream that times out stalled writes.
-                    let http = fn_service(|io: crate::http::conn::Watched| {
-                        let peer = io.peer_addr().ok();
-                        ready(Ok::<_, actix_http::error::DispatchError>((
-                            io,
-                            actix_http::Protocol::Http1,
-                            peer,
-                        )))
-                    })
-                    .and_then(http);
                     let fast = Rc::new(FastPath::new(
                         state.clone(),
                         shutdown.clone(),
@@ -302,6 +308,7 @@ impl Application {
                         Ok::<_, ()>(fn_service(move |mut io: TcpStream| {
                             let (fast, actix) = (fast.clone(), actix.clone());
                             let (counts, trusted) = (counts.clone(), trusted.clone());
+                            let tls = tls.clone();
                             async move {
                                 // A proxy carries many clients: it is not counted as one.
                                 let ip = io.peer_addr().ok().map(|a| a.ip());
@@ -317,10 +324,35 @@ impl Application {
                                     }
                                     _ => None,
                                 };
-                                match fast.serve(&io).await {
+                                let peer = io.peer_addr().ok();
+                                let io = crate::http::conn::Watched::new(io, send_timeout);
+                                // HTTPS: the handshake, then actix with HTTP/2 or HTTP/1.1 as
+                                // ALPN chose (sendfile cannot encrypt).
+                                if let Some(tls) = tls {
+                                    let Ok(Ok(io)) = tokio::time::timeout(
+                                        fastpath::IDLE,
+                                        tls.acceptor().accept(io),
+                                    )
+                                    .await
+                                    else {
+                                        return Ok(());
+                                    };
+                                    let proto = match io.get_ref().1.alpn_protocol() {
+                                        Some(b"h2") => actix_http::Protocol::Http2,
+                                        _ => actix_http::Protocol::Http1,
+                                    };
+                                    return actix.call((Either::Right(io), proto, peer)).await;
+                                }
+                                // What `HttpService::tcp` does, after the sendfile path had its
+                                // look, on a stream that times out stalled writes.
+                                match fast.serve(io.get_ref()).await {
                                     Next::Actix => {
                                         actix
-                                            .call(crate::http::conn::Watched::new(io, send_timeout))
+                                            .call((
+                                                Either::Left(io),
+                                                actix_http::Protocol::Http1,
+                                                peer,
+                                            ))
                                             .await
                                     }
                                     Next::Closed => Ok(()),
@@ -332,7 +364,7 @@ impl Application {
             })
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?
             .run();
-        log::info!("flare listening on http://{addr} (public URL {base_url})");
+        log::info!("flare listening on {scheme}://{addr} (public URL {base_url})");
         Ok(Application {
             port: addr.port(),
             server,

@@ -84,6 +84,7 @@ impl TestApp {
         };
         tweak(&mut raw);
         let settings = Settings::resolve([raw]).unwrap();
+        let scheme = settings.scheme();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -99,7 +100,7 @@ impl TestApp {
         let db = Db::open(&dir.path().join("data/flare.db")).unwrap();
         let mut app = TestApp {
             port,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             dir,
             token: String::new(),
             db,
@@ -415,11 +416,16 @@ impl Node {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                let url = line.split("flare listening on ").nth(1);
+                let port = url.and_then(|u| u.split("://").nth(1)).map(|rest| {
                     let addr = rest.split_whitespace().next().unwrap();
-                    let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
-                }
+                    addr.rsplit(':').next().unwrap().parse::<u16>().unwrap()
+                });
+                // Logged before the port is told, so a test sees the line once started.
                 sink.lock().unwrap().push(line);
+                if let Some(port) = port {
+                    let _ = tx.send(port);
+                }
             }
         });
         let port = rx
