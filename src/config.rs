@@ -79,47 +79,65 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "video.ready",
     "video.updated",
     "video.deleted",
+    "upload.failed",
 ];
 
 fn webhook(w: WebhookSetting) -> Result<Webhook, String> {
-    use base64::Engine;
-    let parsed = url::Url::parse(&w.url).map_err(|e| format!("webhook url {:?}: {e}", w.url))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "webhook url {:?}: the scheme must be http or https",
-            w.url
-        ));
-    }
-    let events = w
-        .events
-        .unwrap_or_else(|| WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect());
-    if let Some(bad) = events
-        .iter()
-        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
-    {
-        return Err(format!(
-            "webhook {:?}: unknown event {bad:?}; expected some of {}",
-            w.url,
-            WEBHOOK_EVENTS.join(", ")
-        ));
-    }
-    let key = w
-        .secret
-        .strip_prefix("whsec_")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .filter(|k| (24..=64).contains(&k.len()))
-        .ok_or_else(|| {
-            format!(
-                "webhook {:?}: secret must be whsec_ followed by 24 to 64 bytes in base64 (make one \
-                 with: echo whsec_$(head -c 32 /dev/urandom | base64))",
-                w.url
-            )
-        })?;
+    let at = |e: String| format!("webhook {:?}: {e}", w.url);
+    check_webhook_url(&w.url).map_err(at)?;
+    let events = check_webhook_events(w.events).map_err(at)?;
+    let key = webhook_key(&w.secret).map_err(at)?;
     Ok(Webhook {
         url: w.url,
         events,
         key,
     })
+}
+
+/// A webhook URL must be an http or https URL.
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "url {url:?}: expected an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(())
+}
+
+/// The events asked for (every one when none is named), each a known one.
+pub fn check_webhook_events(events: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    let events = events.unwrap_or_else(|| WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect());
+    if events.is_empty() {
+        return Err(format!(
+            "events is empty: name some of {}, or leave it out for all",
+            WEBHOOK_EVENTS.join(", ")
+        ));
+    }
+    if let Some(bad) = events
+        .iter()
+        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+    {
+        return Err(format!(
+            "unknown event {bad:?} in events; expected some of {}",
+            WEBHOOK_EVENTS.join(", ")
+        ));
+    }
+    Ok(events)
+}
+
+/// The signing key a `whsec_…` secret stands for.
+pub fn webhook_key(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .filter(|k| (24..=64).contains(&k.len()))
+        .ok_or_else(|| {
+            "secret must be whsec_ followed by 24 to 64 bytes in base64 (make one with: \
+             echo whsec_$(head -c 32 /dev/urandom | base64))"
+                .to_string()
+        })
 }
 
 /// Each key with its environment variable, for `from_env` and the error messages.

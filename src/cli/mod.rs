@@ -231,7 +231,7 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// A scope to grant; repeat for several. Without any, the token gets every scope:
-        /// videos:read, videos:write, uploads:write, embeds:write.
+        /// videos:read, videos:write, uploads:write, embeds:write, webhooks:write.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// Lifetime such as 3600, 45m, 12h, 90d or 2w. Without it the token does not expire.

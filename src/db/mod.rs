@@ -167,6 +167,17 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_pending ON webhook_deliveries (url, id) WHERE state = 'pending';
 "#,
+    // Webhooks made through the API (`POST /api/webhooks`), beside flare.toml's. The secret is
+    // kept as given: flare signs with it, so it cannot be a hash (as the signing key is kept).
+    r#"
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    url        TEXT NOT NULL UNIQUE,
+    events     TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this flare migrates a database to.

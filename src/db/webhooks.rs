@@ -1,6 +1,7 @@
-//! Queries on `webhook_deliveries`, the webhook outbox.
+//! Queries on `webhook_deliveries`, the webhook outbox, and `webhooks`, those made through the
+//! API.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// A delivery to attempt.
 #[derive(Debug, Clone)]
@@ -123,4 +124,73 @@ pub(crate) fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Deli
         })
     })?
     .collect()
+}
+
+/// A webhook made through the API (its secret is never read back out but to sign).
+#[derive(Debug, Clone)]
+pub struct HookRow {
+    pub id: String,
+    pub url: String,
+    /// Space-separated event names.
+    pub events: String,
+    pub created_at: i64,
+}
+
+pub(crate) fn insert_hook(
+    conn: &Connection,
+    hook: &HookRow,
+    secret: &str,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO webhooks (id, url, events, secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (url) DO NOTHING",
+        params![hook.id, hook.url, hook.events, secret, hook.created_at],
+    )?;
+    Ok(n == 1)
+}
+
+pub(crate) fn hooks(conn: &Connection) -> rusqlite::Result<Vec<HookRow>> {
+    conn.prepare_cached("SELECT id, url, events, created_at FROM webhooks ORDER BY created_at, id")?
+        .query_map([], |r| {
+            Ok(HookRow {
+                id: r.get(0)?,
+                url: r.get(1)?,
+                events: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })?
+        .collect()
+}
+
+/// Deletes a webhook and drops what it had not yet been sent; false when there was none.
+pub(crate) fn delete_hook(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let url: Option<String> = conn
+        .prepare_cached("SELECT url FROM webhooks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let Some(url) = url else { return Ok(false) };
+    super::exec(conn, "DELETE FROM webhooks WHERE id = ?1", [id])?;
+    super::exec(
+        conn,
+        "UPDATE webhook_deliveries SET state = 'dropped', last_error = 'the webhook was deleted',
+           next_at = ?2 WHERE url = ?1 AND state = 'pending'",
+        params![url, now],
+    )?;
+    Ok(true)
+}
+
+/// The URLs of the API's webhooks that asked for `event`.
+pub(crate) fn urls_for(conn: &Connection, event: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT url FROM webhooks WHERE ' ' || events || ' ' LIKE '% ' || ?1 || ' %' ORDER BY id",
+    )?
+    .query_map([event], |r| r.get(0))?
+    .collect()
+}
+
+/// The secret of the API's webhook at `url`.
+pub(crate) fn secret_for(conn: &Connection, url: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT secret FROM webhooks WHERE url = ?1")?
+        .query_row([url], |r| r.get(0))
+        .optional()
 }

@@ -22,14 +22,17 @@ pub enum Scope {
     VideosWrite,
     UploadsWrite,
     EmbedsWrite,
+    /// `/api/webhooks`: add, list and delete webhooks, read their deliveries.
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::VideosRead,
         Scope::VideosWrite,
         Scope::UploadsWrite,
         Scope::EmbedsWrite,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Scope {
             Scope::VideosWrite => "videos:write",
             Scope::UploadsWrite => "uploads:write",
             Scope::EmbedsWrite => "embeds:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn scopes_round_trip() {
         let text = scopes_to_text(&Scope::ALL);
-        assert_eq!(text, "videos:read videos:write uploads:write embeds:write");
+        assert_eq!(
+            text,
+            "videos:read videos:write uploads:write embeds:write webhooks:write"
+        );
         assert_eq!(scopes_from_text(&text), Scope::ALL.to_vec());
         assert!(Scope::parse("videos:admin")
             .unwrap_err()

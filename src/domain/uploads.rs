@@ -267,12 +267,18 @@ where
     let idle = app.settings.upload_idle_timeout;
     if let Err(e) = stream_body(&grant, &mut writer, &mut body, idle).await {
         writer.abort().await;
+        crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e).await;
         return Err(e);
     }
-    let staged = writer
-        .finish()
-        .await
-        .map_err(|e| ApiError::from_io("finishing an upload", e))?;
+    let staged = match writer.finish().await {
+        Ok(staged) => staged,
+        Err(e) => {
+            let e = ApiError::from_io("finishing an upload", e);
+            crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e)
+                .await;
+            return Err(e);
+        }
+    };
     let (size, sha256) = (staged.size, staged.sha256.clone());
 
     // 5. Publish (the record first, then the file).

@@ -11,6 +11,49 @@ use crate::domain::videos::{check_title, NewVideo, VideoUpdate};
 use crate::error::ApiError;
 use crate::json::JsonObject;
 
+/// A `limit` query parameter: a whole number from 1 to `max`, `default` when absent.
+pub(crate) fn limit_query(query: &str, default: u32, max: u32) -> Result<u32, ApiError> {
+    let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::InvalidField("the query string could not be read".into()))?;
+    match pairs.iter().find(|(k, _)| k == "limit") {
+        None => Ok(default),
+        Some((_, v)) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidField(format!("limit must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// `POST /api/webhooks`: `url`, optional `events` (strings), optional `secret` (`whsec_…`).
+pub(crate) fn new_webhook(body: &JsonObject) -> Result<crate::domain::webhooks::NewHook, ApiError> {
+    let events = match body.0.get("events").filter(|v| !v.is_null()) {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| {
+                    v.as_str().map(String::from).ok_or_else(|| {
+                        ApiError::InvalidField("events must be an array of event names".into())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "events must be an array of event names".into(),
+            ))
+        }
+    };
+    Ok(crate::domain::webhooks::NewHook {
+        url: body.string("url")?,
+        events,
+        secret: body.opt_string("secret")?,
+    })
+}
+
 /// `POST /api/video/create`. `reserved`: words a chosen id may not be (the route table's own,
 /// so no id can collide with a route).
 pub(crate) fn new_video(body: &JsonObject, reserved: &[&str]) -> Result<NewVideo, ApiError> {

@@ -90,7 +90,8 @@ fn without_scopes_a_token_gets_all_and_says_so() {
             "videos:read",
             "videos:write",
             "uploads:write",
-            "embeds:write"
+            "embeds:write",
+            "webhooks:write"
         ])
     );
     let expires = mine["expiresAt"].as_str().unwrap();

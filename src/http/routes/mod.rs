@@ -10,6 +10,7 @@ mod presign;
 mod resumable;
 mod upload;
 mod videos;
+mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, Route};
@@ -91,6 +92,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::at("/api/video/{id}")
             .on(M::GET, videos::get)
             .on(M::DELETE, videos::delete),
+        // Before `{id}`, so that `deliveries` is not taken for one.
+        Endpoint::at("/api/webhooks/deliveries").on(M::GET, webhooks::deliveries),
+        Endpoint::at("/api/webhooks")
+            .on(M::GET, webhooks::list)
+            .on(M::POST, webhooks::create),
+        Endpoint::at("/api/webhooks/{id}").on(M::DELETE, webhooks::delete),
         // The method is part of what was signed, so a GET or POST on an upload URL is a
         // signature mismatch (403), not a 405.
         Endpoint::at("/upload/{video_id}/composite/{file_name}").any(M::PUT, upload::put),

@@ -34,16 +34,7 @@ pub async fn list(app: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let limit = match param("limit") {
-        None => DEFAULT_PAGE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidField(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
-            })?,
-    };
+    let limit = crate::http::requests::limit_query(req.query_string(), DEFAULT_PAGE, MAX_PAGE)?;
     let (rows, next) = videos::list(&app, limit, param("cursor").filter(|c| !c.is_empty())).await?;
     let list: Vec<_> = rows.iter().map(|v| videos::to_json(&app, v)).collect();
     Ok(HttpResponse::Ok().json(json!({ "success": true, "videos": list, "nextCursor": next })))
