@@ -36,6 +36,12 @@ pub(crate) fn time_ordered_id(
     id
 }
 
+/// The time (ms) a `time_ordered_id` with `prefix` was made at.
+pub(crate) fn time_of(id: &str, prefix: &str) -> Option<i64> {
+    let hex = id.strip_prefix(prefix)?.get(..12)?;
+    i64::from_str_radix(hex, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +56,7 @@ mod tests {
         assert_ne!(b, c);
         assert!(a.starts_with("up_018bcfe56800"), "{a}");
         assert_eq!(a.len(), "up_".len() + 12 + 12);
+        assert_eq!(time_of(&a, "up_"), Some(1_700_000_000_000));
+        assert_eq!(time_of("up_zz", "up_"), None);
     }
 }

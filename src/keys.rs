@@ -57,11 +57,11 @@ pub(crate) fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, Stri
     let (open_urls, protected): (i64, i64) = db
         .blocking(|c| {
             Ok::<_, rusqlite::Error>((
-                c.query_row(
+                c.query_row::<i64, _, _>(
                     "SELECT count(*) FROM uploads WHERE completed_at IS NULL AND expires_at > ?1",
                     [crate::time::now_ms()],
                     |r| r.get(0),
-                )?,
+                )? + i64::from(crate::db::uploads::signed_until(c)? > crate::time::now_ms()),
                 c.query_row(
                     "SELECT count(*) FROM videos WHERE password_hash IS NOT NULL",
                     [],
@@ -72,7 +72,7 @@ pub(crate) fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, Stri
         .map_err(|e| format!("cannot read the database: {e}"))?;
     if open_urls > 0 || protected > 0 {
         return Err(format!(
-            "{} is missing. It signs upload URLs ({open_urls} still open) and the password \
+            "{} is missing. It signs upload URLs ({open_urls} still open, or some) and the password \
              cookies of protected videos ({protected}) in this database, and a new key would void \
              them all. Restore signing.key from the backup this folder came from; to void them \
              and go on, make a new key yourself: head -c 32 /dev/urandom > {0} && chmod 600 {0}",

@@ -27,6 +27,9 @@ pub struct AppState {
     pub signing_key: hmac::Key,
     pub rng: SystemRandom,
     pub in_flight: InFlight,
+    /// The database's `signed_until` as last seen: a presign without a size whose URL would
+    /// outlive it raises it first (`domain::uploads::presign`).
+    pub signed_until: std::sync::atomic::AtomicI64,
     /// Resumable uploads with a request running, and their running digests.
     pub sessions: crate::domain::sessions::Sessions,
     pub throttle: Throttle,
@@ -99,6 +102,7 @@ impl AppState {
             signing_key,
             rng: SystemRandom::new(),
             in_flight: InFlight::default(),
+            signed_until: std::sync::atomic::AtomicI64::new(0),
             sessions: Default::default(),
             throttle: Throttle::default(),
             tokens: Default::default(),

@@ -404,6 +404,15 @@ pub fn explain_url(settings: &Settings, raw: &str) -> Result<Explanation, String
                 facts.push(format!("valid until {}", iso8601(open_until)));
             }
             match crate::db::uploads::get(&conn, &grant.upload_id).map_err(sql)? {
+                // A URL presigned without a size gets its record at its first use; until then
+                // it is good for a video made before it.
+                None if !grant.exact
+                    && crate::db::videos::created_at(&conn, video_id).map_err(sql)?.is_some_and(|c| {
+                        crate::ids::time_of(&grant.upload_id, "up_").is_some_and(|t| c <= t)
+                    }) =>
+                {
+                    facts.push("not used yet (its record is made at its first use)".into());
+                }
                 None => {
                     refused = true;
                     facts.push(format!("upload {}: no record (its video was deleted, or fsck forgot it)", grant.upload_id));

@@ -178,6 +178,17 @@ CREATE TABLE webhooks (
     created_at INTEGER NOT NULL
 );
 "#,
+    // A presign without a size writes no row (its URL carries every fact, and its row is made
+    // at first use): this one number says until when such URLs may be open, raised ahead of
+    // time in steps, so that a folder that lost its signing key still knows what a new key
+    // would void (`keys::load_or_create`).
+    r#"
+CREATE TABLE signed_until (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    until_ms INTEGER NOT NULL
+);
+INSERT INTO signed_until (id, until_ms) VALUES (1, 0);
+"#,
 ];
 
 /// The schema version this flare migrates a database to.

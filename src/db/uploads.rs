@@ -111,14 +111,41 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
     .optional()
 }
 
-/// Spends the URL; false when it was already spent.
-pub fn complete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+/// Spends the URL, writing its row when it had none yet; false when it was already spent.
+pub fn spend(conn: &Connection, u: &UploadRow, now: i64) -> rusqlite::Result<bool> {
+    insert_if_absent(conn, u)?;
     let n = super::exec(
         conn,
         "UPDATE uploads SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
-        params![id, now],
+        params![u.id, now],
     )?;
     Ok(n > 0)
+}
+
+/// The row of a URL presigned without a size, written at its first request (`insert` at presign
+/// for one with a size). Nothing when it is there already.
+pub fn insert_if_absent(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
+    super::exec(
+        conn,
+        concat!(
+            "INSERT INTO uploads (",
+            insert_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"
+        ),
+        params![
+            u.id,
+            u.video_id,
+            u.file_name,
+            u.content_type,
+            u.byte_limit as i64,
+            u.exact_size,
+            u.token_id,
+            u.created_at,
+            u.expires_at,
+            u.completed_at
+        ],
+    )?;
+    Ok(())
 }
 
 /// Starts a resumable session at offset 0; false when the URL is spent or one already started.
@@ -210,6 +237,26 @@ pub(crate) fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Resu
     super::row(conn, DECLARED_OPEN_BYTES, [now], |r| r.get::<_, i64>(0)).map(|n| n as u64)
 }
 
+/// Until when URLs presigned without a size may be open (ms).
+pub fn signed_until(conn: &Connection) -> rusqlite::Result<i64> {
+    super::row(
+        conn,
+        "SELECT until_ms FROM signed_until WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Raises `signed_until` to `at` (never lowers it); the value now stored.
+pub fn raise_signed_until(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
+    super::row(
+        conn,
+        "UPDATE signed_until SET until_ms = max(until_ms, ?1) WHERE id = 1 RETURNING until_ms",
+        [at],
+        |r| r.get(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +287,10 @@ mod tests {
                 insert(c, &row("up_open", Some(100), 2_000))?;
                 insert(c, &row("up_open2", Some(20), 3_000))?;
                 insert(c, &row("up_spent", Some(4_000), 2_000))?;
-                complete(c, "up_spent", 500)?;
+                assert!(spend(c, &row("up_spent", Some(4_000), 2_000), 500)?);
+                // A URL without a row yet gets one, spent; a second spend finds it spent.
+                assert!(spend(c, &row("up_lazy", None, 2_000), 500)?);
+                assert!(!spend(c, &row("up_lazy", None, 2_000), 600)?);
                 insert(c, &row("up_expired", Some(50_000), 900))?;
                 insert(c, &row("up_unsized", None, 2_000))?;
                 let sum = declared_open_bytes(c, 1_000)?;

@@ -136,6 +136,17 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
     .optional()
 }
 
+/// When a visible video was created; `None` when there is none.
+pub fn created_at(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    super::row(
+        conn,
+        "SELECT created_at FROM videos WHERE id = ?1 AND status <> 'deleting'",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     super::row(
         conn,

@@ -223,9 +223,15 @@ async fn start(
         until: grant.resumable_until.unwrap_or(0) * 1000,
     };
     let (id, started) = (grant.upload_id.clone(), session.clone());
+    let checked = grant.clone();
     let began = app
         .db
-        .write(move |conn| Ok::<_, ApiError>(db::uploads::start_session(conn, &id, &started)?))
+        .write(move |conn| {
+            // A URL presigned without a size gets its row now, if it is still good.
+            crate::domain::uploads::check_open(conn, &checked, now_ms())?;
+            db::uploads::insert_if_absent(conn, &crate::domain::uploads::row_of(&checked)?)?;
+            Ok::<_, ApiError>(db::uploads::start_session(conn, &id, &started)?)
+        })
         .await?;
     // A PUT through the sibling URL claims the upload before it reads the row, so either it saw
     // this session, or this sees its claim.

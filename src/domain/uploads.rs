@@ -125,7 +125,35 @@ pub async fn presign(
     let until_ms = until_ms.max(expires_at_ms);
     let storage = app.storage.clone();
     let reserve = settings.disk_reserve_bytes;
-    app.db
+    if !row.exact_size {
+        // Nothing to write: every fact of the upload is signed into its URL, and its row is
+        // made when the URL is first used (`check_open`, `spend`). Only a presign that promises
+        // disk space must record the promise.
+        let id = row.video_id.clone();
+        let exists = app
+            .db
+            .read_on_executor::<_, ApiError, _>(move |c| db::videos::exists(c, &id))
+            .await?;
+        if !exists {
+            return Err(ApiError::NotFound(format!(
+                "there is no video with id `{}`",
+                row.video_id
+            )));
+        }
+        // What a lost signing key would void is known ahead: `signed_until` is raised 10
+        // minutes beyond the newest URL, so that only one presign in many waits on a write.
+        let lives_until = if resumable { until_ms } else { expires_at_ms };
+        use std::sync::atomic::Ordering;
+        if lives_until > app.signed_until.load(Ordering::Relaxed) {
+            let at = lives_until + 600_000;
+            let stored = app
+                .db
+                .write(move |c| Ok::<_, ApiError>(db::uploads::raise_signed_until(c, at)?))
+                .await?;
+            app.signed_until.fetch_max(stored, Ordering::Relaxed);
+        }
+    } else {
+        app.db
         .write(move |conn| {
             // One write transaction: two presigns cannot both be promised the same free space.
             let tx: &rusqlite::Connection = conn;
@@ -148,6 +176,7 @@ pub async fn presign(
             Ok(())
         })
         .await?;
+    }
     let resumable = resumable.then(|| ResumableAnswer {
         url: format!(
             "{}{}",
@@ -349,7 +378,7 @@ pub(crate) async fn publish<G: Send + 'static>(
             let now = now_ms();
             check_open(conn, &committed, now)?;
             let replaces = db::videos::get(conn, &committed.video_id)?.and_then(|v| v.object_name);
-            db::uploads::complete(conn, &committed.upload_id, now)?;
+            db::uploads::spend(conn, &row_of(&committed)?, now)?;
             db::videos::mark_ready(
                 conn,
                 &committed.video_id,
@@ -500,11 +529,45 @@ pub(crate) fn too_large(grant: &UploadGrant) -> ApiError {
     }
 }
 
-/// The URL's row must exist, be unspent and match the grant; its token must be live and its
-/// video must exist.
+/// The upload row a grant stands for. Every fact of it is signed into the URL (the id carries
+/// its presign time), so a URL presigned without a size has no row until it is first used.
+pub(crate) fn row_of(grant: &UploadGrant) -> Result<UploadRow, ApiError> {
+    let created_at = crate::ids::time_of(&grant.upload_id, "up_").ok_or(
+        ApiError::SignatureMismatch("the URL's upload id is not one flare makes"),
+    )?;
+    Ok(UploadRow {
+        id: grant.upload_id.clone(),
+        video_id: grant.video_id.clone(),
+        file_name: grant.file_name.clone(),
+        content_type: grant.content_type.clone(),
+        byte_limit: grant.limit,
+        exact_size: grant.exact,
+        token_id: grant.token_id.clone(),
+        created_at,
+        expires_at: grant.expires * 1000,
+        completed_at: None,
+        session: None,
+    })
+}
+
+/// The URL must be unspent and match its row, when it has one; its token must be live and its
+/// video must exist. A URL without a row yet (presigned without a size) must be younger than
+/// its video: one made for a video that was deleted and then made again under the same id is
+/// refused, as its row would have been deleted with the video.
 pub(crate) fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
     let gone = || ApiError::NotFound(format!("video `{}` no longer exists", grant.video_id));
-    let row = db::uploads::get(conn, &grant.upload_id)?.ok_or_else(gone)?;
+    let row = match db::uploads::get(conn, &grant.upload_id)? {
+        Some(row) => row,
+        // A sized URL's row is written at presign: without it, its video was deleted.
+        None if grant.exact => return Err(gone()),
+        None => {
+            let row = row_of(grant)?;
+            match db::videos::created_at(conn, &grant.video_id)? {
+                Some(created) if created <= row.created_at => row,
+                _ => return Err(gone()),
+            }
+        }
+    };
     if row.video_id != grant.video_id
         || row.file_name != grant.file_name
         || row.token_id != grant.token_id

@@ -57,7 +57,8 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
         .blocking(|c| flare::db::videos::begin_delete(c, &half_deleted, 0))
         .unwrap();
     let stale = app.create_video("stale.mp4");
-    app.presign(serde_json::json!({ "videoId": stale, "fileName": "stale.mp4" }));
+    // Sized, so that its row is written at presign (one without a size has none until used).
+    app.presign(serde_json::json!({ "videoId": stale, "fileName": "stale.mp4", "size": 10 }));
     app.db
         .blocking(|c| {
             c.execute(

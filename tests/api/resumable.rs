@@ -236,8 +236,9 @@ fn the_refusal_table() {
     assert_eq!(res.status, 400);
     // Nothing is published by any of it.
     assert_eq!(served(&app, &id).status, 404);
-    // An unknown upload (its row gone, as after fsck forgets it): 404.
-    let (_, _, gone) = presign_resumable(&app, json!({}));
+    // An unknown upload (its row gone, as after fsck forgets it): 404. (A sized one: a URL
+    // presigned without a size has no row until it is first used.)
+    let (_, _, gone) = presign_resumable(&app, json!({ "size": 1000 }));
     let upload = gone
         .split("upload=")
         .nth(1)
@@ -290,8 +291,9 @@ fn a_revoked_token_stops_the_session_at_its_next_request_and_nothing_is_publishe
 #[test]
 fn an_expired_window_is_410_and_the_sweeper_removes_the_bytes() {
     let app = TestApp::spawn_with(|s| s.resumable_window = Some("2s".into()));
-    // The window is never shorter than the time to start: a one-second URL.
-    let (_, _, url) = presign_resumable(&app, json!({ "expiresIn": 1 }));
+    // The window is never shorter than the time to start: a two-second URL (whole seconds: a
+    // one-second URL may have only milliseconds left when it is handed out).
+    let (_, _, url) = presign_resumable(&app, json!({ "expiresIn": 2 }));
     assert_eq!(create(&app, &url, 10).status, 201);
     assert_eq!(patch(&app, &url, 0, b"01234").status, 204);
     let part = |app: &TestApp| {

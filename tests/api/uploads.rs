@@ -678,3 +678,43 @@ fn concurrent_puts_through_one_url_store_one_object() {
         "a mix of two bodies was stored"
     );
 }
+
+#[test]
+fn a_url_made_for_a_deleted_video_stays_dead_when_the_id_is_used_again() {
+    // A presign without a size writes no row: the URL must still die with its video, even
+    // when a new video takes the same id afterwards.
+    let app = TestApp::spawn();
+    let made = app.api(
+        "POST",
+        "/api/video/create",
+        Some(serde_json::json!({ "fileName": "a.mp4", "s3Key": "lecture-7" })),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let old = app.presign(serde_json::json!({ "videoId": "lecture-7", "fileName": "a.mp4" }));
+    assert_eq!(app.api("DELETE", "/api/video/lecture-7", None).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = app.api(
+        "POST",
+        "/api/video/create",
+        Some(serde_json::json!({ "fileName": "a.mp4", "s3Key": "lecture-7" })),
+    );
+    assert_eq!(again.status, 201, "{}", again.text());
+    let res = app.put(
+        old["uploadUrl"].as_str().unwrap(),
+        "video/mp4",
+        b"old bytes",
+    );
+    assert_eq!(res.status, 404, "{}", res.text());
+    assert!(res.text().contains("no longer exists"), "{}", res.text());
+    assert!(!app.object_path("lecture-7", "a.mp4").exists());
+
+    // A URL made for the new video works, once.
+    let new = app.presign(serde_json::json!({ "videoId": "lecture-7", "fileName": "a.mp4" }));
+    let url = new["uploadUrl"].as_str().unwrap();
+    assert_eq!(app.put(url, "video/mp4", b"new bytes").status, 200);
+    assert_eq!(app.put(url, "video/mp4", b"new bytes").status, 409);
+    assert_eq!(
+        std::fs::read(app.object_path("lecture-7", "a.mp4")).unwrap(),
+        b"new bytes"
+    );
+}
