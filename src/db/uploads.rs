@@ -78,13 +78,19 @@ fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
 }
 
 pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
+    insert_with(conn, INSERT, u)
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO uploads (",
+    insert_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+);
+
+fn insert_with(conn: &Connection, sql: &str, u: &UploadRow) -> rusqlite::Result<()> {
     super::exec(
         conn,
-        concat!(
-            "INSERT INTO uploads (",
-            insert_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ),
+        sql,
         params![
             u.id,
             u.video_id,
@@ -125,27 +131,15 @@ pub fn spend(conn: &Connection, u: &UploadRow, now: i64) -> rusqlite::Result<boo
 /// The row of a URL presigned without a size, written at its first request (`insert` at presign
 /// for one with a size). Nothing when it is there already.
 pub fn insert_if_absent(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
-    super::exec(
+    insert_with(
         conn,
         concat!(
             "INSERT INTO uploads (",
             insert_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"
         ),
-        params![
-            u.id,
-            u.video_id,
-            u.file_name,
-            u.content_type,
-            u.byte_limit as i64,
-            u.exact_size,
-            u.token_id,
-            u.created_at,
-            u.expires_at,
-            u.completed_at
-        ],
-    )?;
-    Ok(())
+        u,
+    )
 }
 
 /// Starts a resumable session at offset 0; false when the URL is spent or one already started.
