@@ -42,6 +42,11 @@ pub struct RawSettings {
     pub metrics_listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// A file of base64 signing keys, one per line, the first signing (`keys::configured`).
+    pub signing_key_file: Option<PathBuf>,
+    /// `FLARE_SIGNING_KEY` (the environment only, never the file): the keys themselves.
+    #[serde(skip)]
+    pub signing_key: Option<Secret>,
     /// `[[webhook]]` tables (the file only).
     pub webhook: Option<Vec<WebhookSetting>>,
 }
@@ -172,6 +177,8 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("metrics_listen", "FLARE_METRICS_LISTEN"),
     ("tls_cert", "FLARE_TLS_CERT"),
     ("tls_key", "FLARE_TLS_KEY"),
+    ("signing_key_file", "FLARE_SIGNING_KEY_FILE"),
+    ("signing_key", "FLARE_SIGNING_KEY"),
     ("log_level", "FLARE_LOG_LEVEL"),
 ];
 
@@ -253,6 +260,8 @@ impl RawSettings {
                 "metrics_listen" => raw.metrics_listen = Some(value),
                 "tls_cert" => raw.tls_cert = Some(PathBuf::from(value)),
                 "tls_key" => raw.tls_key = Some(PathBuf::from(value)),
+                "signing_key_file" => raw.signing_key_file = Some(PathBuf::from(value)),
+                "signing_key" => raw.signing_key = Some(Secret(value)),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -302,6 +311,8 @@ impl RawSettings {
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
+            signing_key_file: over.signing_key_file.or(self.signing_key_file),
+            signing_key: over.signing_key.or(self.signing_key),
             webhook: over.webhook.or(self.webhook),
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
@@ -370,7 +381,29 @@ pub struct Settings {
     /// The certificate chain and private key (PEM files) to serve HTTPS with; `None`: plain
     /// HTTP.
     pub tls: Option<TlsFiles>,
+    /// Signing keys given by the operator (so that several nodes agree); `None`:
+    /// `DATA_DIR/signing.key`.
+    pub signing_keys: Option<KeySource>,
     pub webhooks: Vec<Webhook>,
+}
+
+/// A secret setting: never shown by `Debug`.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Where the operator's signing keys are.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `FLARE_SIGNING_KEY`.
+    Env(Secret),
+    /// `signing_key_file`.
+    File(PathBuf),
 }
 
 /// Where the certificate chain and its private key are.
@@ -515,6 +548,16 @@ impl Settings {
                 .into_iter()
                 .map(webhook)
                 .collect::<Result<_, _>>()?,
+            signing_keys: match (raw.signing_key, raw.signing_key_file) {
+                (Some(_), Some(_)) => {
+                    return Err("FLARE_SIGNING_KEY and signing_key_file are both set: give the \
+                                keys one way"
+                        .into())
+                }
+                (Some(keys), None) => Some(KeySource::Env(keys)),
+                (None, Some(file)) => Some(KeySource::File(file)),
+                (None, None) => None,
+            },
             tls: match (raw.tls_cert, raw.tls_key) {
                 (None, None) => None,
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

@@ -11,6 +11,62 @@ use std::path::Path;
 use crate::db::Db;
 use crate::domain::signing::key_from_bytes;
 
+/// The operator's signing keys (`FLARE_SIGNING_KEY`, or `signing_key_file`): base64, 32 bytes or
+/// more each, separated by commas or new lines. The first signs; the others are earlier keys
+/// that still verify, so that a key can be replaced without voiding the URLs and cookies it
+/// signed: add the new key first, and drop the old one once they have expired (7 days at most
+/// for URLs). With the ids of each, for the log (never the keys).
+pub fn configured(
+    source: &crate::config::KeySource,
+) -> Result<(Vec<hmac::Key>, Vec<String>), String> {
+    use crate::config::KeySource;
+    use base64::Engine;
+    let (text, from) = match source {
+        KeySource::Env(secret) => (secret.0.clone(), "FLARE_SIGNING_KEY".to_string()),
+        KeySource::File(path) => (
+            fs::read_to_string(path)
+                .map_err(|e| format!("signing_key_file {}: {e}", path.display()))?,
+            format!("signing_key_file {}", path.display()),
+        ),
+    };
+    let mut keys = Vec::new();
+    let mut ids = Vec::new();
+    for (n, item) in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(item)
+            .ok()
+            .filter(|b| b.len() >= 32)
+            .ok_or_else(|| {
+                format!(
+                    "{from}: key {} is not 32 or more bytes in base64 (make one with: \
+                     head -c 32 /dev/urandom | base64)",
+                    n + 1
+                )
+            })?;
+        ids.push(key_id(&bytes));
+        keys.push(key_from_bytes(&bytes));
+    }
+    if keys.is_empty() {
+        return Err(format!("{from} holds no key"));
+    }
+    Ok((keys, ids))
+}
+
+/// A key's public name: the first 8 hex digits of its SHA-256, so that operators can see that
+/// nodes agree without seeing the key.
+fn key_id(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A key for one run of a command-line tool, which signs nothing and never writes a key file.
 pub(crate) fn ephemeral() -> hmac::Key {
     key_from_bytes(&random_bytes())

@@ -24,7 +24,10 @@ pub struct AppState {
     pub media_url: String,
     pub db: Db,
     pub storage: Arc<Storage>,
+    /// The key that signs.
     pub signing_key: hmac::Key,
+    /// Every key that verifies: `signing_key` first, then the operator's earlier keys.
+    pub verifying_keys: Vec<hmac::Key>,
     pub rng: SystemRandom,
     pub in_flight: InFlight,
     /// The database's `signed_until` as last seen: a presign without a size whose URL would
@@ -62,7 +65,25 @@ impl AppState {
         crate::datadir::create_private_file(&db_path)
             .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
         let db = Db::open(&db_path)?;
-        let signing_key = if serving {
+        let configured = match &settings.signing_keys {
+            Some(source) => Some(crate::keys::configured(source)?),
+            None => None,
+        };
+        let verifying_keys = configured.as_ref().map(|(keys, _)| keys.clone());
+        if let (true, Some((keys, ids))) = (serving, &configured) {
+            log::info!(
+                "signing with key {} from the settings{}",
+                ids[0],
+                if keys.len() > 1 {
+                    format!("; earlier keys {} still verify", ids[1..].join(", "))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let signing_key = if let Some((keys, _)) = &configured {
+            keys[0].clone()
+        } else if serving {
             crate::keys::load_or_create(&data_dir, &db)?
         } else {
             // The command-line tools sign nothing: without the key file they use a key of their
@@ -99,6 +120,7 @@ impl AppState {
             media_url,
             db,
             storage: Arc::new(storage),
+            verifying_keys: verifying_keys.unwrap_or_else(|| vec![signing_key.clone()]),
             signing_key,
             rng: SystemRandom::new(),
             in_flight: InFlight::default(),

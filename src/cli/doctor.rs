@@ -161,9 +161,36 @@ pub fn doctor(settings: &Settings) -> Report {
         }
     }
 
-    // The signing key.
+    // The signing key: the operator's, or the data folder's.
     let key = data.join("signing.key");
-    match fs::metadata(&key) {
+    if let Some(source) = &settings.signing_keys {
+        checks.push(match crate::keys::configured(source) {
+            Ok((_, ids)) => check(
+                "signing key",
+                Status::Ok,
+                format!(
+                    "from the settings: signs with key {}{}; every node must be given the same",
+                    ids[0],
+                    if ids.len() > 1 {
+                        format!(", earlier {} still verify", ids[1..].join(", "))
+                    } else {
+                        String::new()
+                    }
+                ),
+                None,
+            ),
+            Err(e) => check(
+                "signing key",
+                Status::Fail,
+                e,
+                Some(
+                    "give FLARE_SIGNING_KEY or signing_key_file base64 keys of 32 bytes or more"
+                        .into(),
+                ),
+            ),
+        });
+    } else {
+        match fs::metadata(&key) {
         Err(_) => checks.push(check(
             "signing key",
             Status::Fail,
@@ -178,6 +205,7 @@ pub fn doctor(settings: &Settings) -> Report {
         )),
         Ok(m) if m.len() != 32 => checks.push(check("signing key", Status::Fail, format!("signing.key has {} bytes, not 32", m.len()), Some("restore it from a backup".into()))),
         Ok(_) => checks.push(check("signing key", Status::Ok, "present, mode 600".into(), None)),
+    }
     }
 
     // The server and its URL.
@@ -363,15 +391,19 @@ pub fn explain_url(settings: &Settings, raw: &str) -> Result<Explanation, String
     let mut refused = false;
     match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["upload", video_id, "composite", file_name] => {
-            let Some(key) = crate::keys::load(&settings.data_dir)? else {
-                return Err("there is no signing.key in the data folder: no signature can be checked".into());
+            let keys = match &settings.signing_keys {
+                Some(source) => crate::keys::configured(source)?.0,
+                None => match crate::keys::load(&settings.data_dir)? {
+                    Some(key) => vec![key],
+                    None => return Err("there is no signing.key in the data folder: no signature can be checked".into()),
+                },
             };
             let query = crate::domain::signing::parse_query(url.query().unwrap_or(""))
                 .map_err(|_| "the query string cannot be read".to_string())?;
             let resumable = query.iter().any(|(k, _)| k == "resumable");
             let method = if resumable { "PATCH" } else { "PUT" };
             // Checked at time 0, so that an expired URL still shows what it carries.
-            let grant = match crate::domain::signing::verify(&key, method, video_id, file_name, &query, 0) {
+            let grant = match crate::domain::signing::verify(&keys, method, video_id, file_name, &query, 0) {
                 Ok(g) => g,
                 Err(e) => {
                     return Ok(Explanation {

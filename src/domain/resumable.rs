@@ -46,7 +46,7 @@ pub fn authorize(
     signing::parse_query(raw_query)
         .and_then(|q| {
             signing::verify(
-                &app.signing_key,
+                &app.verifying_keys,
                 method,
                 video_id,
                 file_name,

@@ -126,7 +126,7 @@ pub enum VerifyError {
 /// Checks a PUT's method, object names and decoded query pairs against the signature, then the
 /// expiry. `now` is Unix seconds.
 pub fn verify(
-    key: &hmac::Key,
+    keys: &[hmac::Key],
     method: &str,
     video_id: &str,
     file_name: &str,
@@ -165,8 +165,15 @@ pub fn verify(
     let mut values = vec![upload, token, expires, ctype, limit, exact];
     values.extend(until);
     let message = canonical(video_id, file_name, until.is_some(), &values);
-    hmac::verify(key, &message, &tag)
-        .map_err(|_| Mismatch("the URL was changed or was not signed by this server"))?;
+    // Each key that may have signed it: the operator's current one, then earlier ones.
+    if !keys
+        .iter()
+        .any(|key| hmac::verify(key, &message, &tag).is_ok())
+    {
+        return Err(Mismatch(
+            "the URL was changed or was not signed by this server",
+        ));
+    }
 
     // Signed by us, so these parse; a failure here means a bug or a changed key format.
     let grant = UploadGrant {
@@ -264,7 +271,14 @@ mod tests {
                     .into_owned()
             })
             .collect();
-        verify(key, method, &segs[2], &segs[4], &parse_query(query)?, now)
+        verify(
+            std::slice::from_ref(key),
+            method,
+            &segs[2],
+            &segs[4],
+            &parse_query(query)?,
+            now,
+        )
     }
 
     #[test]

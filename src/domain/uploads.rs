@@ -230,7 +230,7 @@ where
     let grant = signing::parse_query(put.raw_query)
         .and_then(|query| {
             signing::verify(
-                &app.signing_key,
+                &app.verifying_keys,
                 put.method,
                 put.video_id,
                 put.file_name,

@@ -533,7 +533,9 @@ pub fn unlocked(app: &AppState, v: &VideoRow, grant: Option<&str>) -> bool {
     match &v.password_hash {
         None => true,
         Some(hash) => grant.is_some_and(|g| {
-            passwords::check_grant(&app.signing_key, &v.id, hash, g, now_ms() / 1000)
+            app.verifying_keys
+                .iter()
+                .any(|key| passwords::check_grant(key, &v.id, hash, g, now_ms() / 1000))
         }),
     }
 }

@@ -26,6 +26,7 @@ mod publication;
 mod resumable;
 mod security;
 mod shutdown;
+mod signing_keys;
 mod tls;
 mod tokens;
 mod upload_cli;
