@@ -57,6 +57,18 @@ pub fn configured(
     Ok((keys, ids))
 }
 
+/// What the log and `flare doctor` say of the operator's keys: their ids, never the keys.
+pub fn describe(ids: &[String]) -> String {
+    let mut text = format!("signing with key {}", ids[0]);
+    if ids.len() > 1 {
+        text.push_str(&format!(
+            "; earlier keys {} still verify",
+            ids[1..].join(", ")
+        ));
+    }
+    text
+}
+
 /// A key's public name: the first 8 hex digits of its SHA-256, so that operators can see that
 /// nodes agree without seeing the key.
 fn key_id(bytes: &[u8]) -> String {

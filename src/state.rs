@@ -24,9 +24,8 @@ pub struct AppState {
     pub media_url: String,
     pub db: Db,
     pub storage: Arc<Storage>,
-    /// The key that signs.
-    pub signing_key: hmac::Key,
-    /// Every key that verifies: `signing_key` first, then the operator's earlier keys.
+    /// Every key that verifies: the one that signs first (`signing_key`), then the operator's
+    /// earlier keys. Never empty.
     pub verifying_keys: Vec<hmac::Key>,
     pub rng: SystemRandom,
     pub in_flight: InFlight,
@@ -65,30 +64,18 @@ impl AppState {
         crate::datadir::create_private_file(&db_path)
             .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
         let db = Db::open(&db_path)?;
-        let configured = match &settings.signing_keys {
-            Some(source) => Some(crate::keys::configured(source)?),
-            None => None,
-        };
-        let verifying_keys = configured.as_ref().map(|(keys, _)| keys.clone());
-        if let (true, Some((keys, ids))) = (serving, &configured) {
-            log::info!(
-                "signing with key {} from the settings{}",
-                ids[0],
-                if keys.len() > 1 {
-                    format!("; earlier keys {} still verify", ids[1..].join(", "))
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let signing_key = if let Some((keys, _)) = &configured {
-            keys[0].clone()
+        let verifying_keys = if let Some(source) = &settings.signing_keys {
+            let (keys, ids) = crate::keys::configured(source)?;
+            if serving {
+                log::info!("{} (from the settings)", crate::keys::describe(&ids));
+            }
+            keys
         } else if serving {
-            crate::keys::load_or_create(&data_dir, &db)?
+            vec![crate::keys::load_or_create(&data_dir, &db)?]
         } else {
             // The command-line tools sign nothing: without the key file they use a key of their
             // own for this run, and never write one (fsck reports the missing file).
-            crate::keys::load(&data_dir)?.unwrap_or_else(crate::keys::ephemeral)
+            vec![crate::keys::load(&data_dir)?.unwrap_or_else(crate::keys::ephemeral)]
         };
         let storage = Storage::open(&data_dir, settings.sync_uploads)
             .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
@@ -120,8 +107,7 @@ impl AppState {
             media_url,
             db,
             storage: Arc::new(storage),
-            verifying_keys: verifying_keys.unwrap_or_else(|| vec![signing_key.clone()]),
-            signing_key,
+            verifying_keys,
             rng: SystemRandom::new(),
             in_flight: InFlight::default(),
             signed_until: std::sync::atomic::AtomicI64::new(0),
@@ -130,6 +116,11 @@ impl AppState {
             tokens: Default::default(),
             media: crate::domain::ffmpeg::MediaJobs::new(&settings_for_media),
         })
+    }
+
+    /// The key that signs upload URLs and password cookies.
+    pub fn signing_key(&self) -> &hmac::Key {
+        &self.verifying_keys[0]
     }
 
     /// Work a stopped server may have left: temp files and half-done deletions. Only before

@@ -169,13 +169,8 @@ pub fn doctor(settings: &Settings) -> Report {
                 "signing key",
                 Status::Ok,
                 format!(
-                    "from the settings: signs with key {}{}; every node must be given the same",
-                    ids[0],
-                    if ids.len() > 1 {
-                        format!(", earlier {} still verify", ids[1..].join(", "))
-                    } else {
-                        String::new()
-                    }
+                    "from the settings: {}; every node must be given the same",
+                    crate::keys::describe(&ids)
                 ),
                 None,
             ),
@@ -438,10 +433,8 @@ pub fn explain_url(settings: &Settings, raw: &str) -> Result<Explanation, String
             match crate::db::uploads::get(&conn, &grant.upload_id).map_err(sql)? {
                 // A URL presigned without a size gets its record at its first use; until then
                 // it is good for a video made before it.
-                None if !grant.exact
-                    && crate::db::videos::created_at(&conn, video_id).map_err(sql)?.is_some_and(|c| {
-                        crate::ids::time_of(&grant.upload_id, "up_").is_some_and(|t| c <= t)
-                    }) =>
+                None if crate::domain::uploads::open_without_row(&conn, &grant)
+                    .map_err(|e| e.to_string())? =>
                 {
                     facts.push("not used yet (its record is made at its first use)".into());
                 }

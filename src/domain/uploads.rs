@@ -185,14 +185,14 @@ pub async fn presign(
                 resumable_until: Some(until_ms / 1000),
                 ..grant.clone()
             }
-            .sign(&app.signing_key)
+            .sign(app.signing_key())
         ),
         protocols: PROTOCOLS,
         chunk_size: settings.max_append_bytes.unwrap_or(DEFAULT_CHUNK),
         expires_at: iso8601(until_ms),
     });
     Ok(Presigned {
-        upload_url: format!("{}{}", app.base_url, grant.sign(&app.signing_key)),
+        upload_url: format!("{}{}", app.base_url, grant.sign(app.signing_key())),
         method: "PUT",
         headers: UploadHeaders { content_type },
         public_url: public_url(app, &video_id, &file_name),
@@ -550,6 +550,17 @@ pub(crate) fn row_of(grant: &UploadGrant) -> Result<UploadRow, ApiError> {
     })
 }
 
+/// Whether a URL with no row is still good: presigned without a size (a sized URL's row is
+/// written at presign, so without it its video was deleted), for a video that exists and is
+/// older than the URL.
+pub(crate) fn open_without_row(conn: &Connection, grant: &UploadGrant) -> Result<bool, ApiError> {
+    if grant.exact {
+        return Ok(false);
+    }
+    let presigned_at = row_of(grant)?.created_at;
+    Ok(db::videos::created_at(conn, &grant.video_id)?.is_some_and(|c| c <= presigned_at))
+}
+
 /// The URL must be unspent and match its row, when it has one; its token must be live and its
 /// video must exist. A URL without a row yet (presigned without a size) must be younger than
 /// its video: one made for a video that was deleted and then made again under the same id is
@@ -558,15 +569,8 @@ pub(crate) fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Re
     let gone = || ApiError::NotFound(format!("video `{}` no longer exists", grant.video_id));
     let row = match db::uploads::get(conn, &grant.upload_id)? {
         Some(row) => row,
-        // A sized URL's row is written at presign: without it, its video was deleted.
-        None if grant.exact => return Err(gone()),
-        None => {
-            let row = row_of(grant)?;
-            match db::videos::created_at(conn, &grant.video_id)? {
-                Some(created) if created <= row.created_at => row,
-                _ => return Err(gone()),
-            }
-        }
+        None if open_without_row(conn, grant)? => row_of(grant)?,
+        None => return Err(gone()),
     };
     if row.video_id != grant.video_id
         || row.file_name != grant.file_name

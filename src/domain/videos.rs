@@ -578,7 +578,7 @@ pub async fn unlock(
     app.throttle.refund(&v.id, client);
     let expires = now_ms() / 1000 + passwords::GRANT_SECS;
     Ok(Ok(passwords::grant(
-        &app.signing_key,
+        app.signing_key(),
         &v.id,
         &hash,
         expires,

@@ -311,7 +311,8 @@ impl Application {
                             let tls = tls.clone();
                             async move {
                                 // A proxy carries many clients: it is not counted as one.
-                                let ip = io.peer_addr().ok().map(|a| a.ip());
+                                let peer = io.peer_addr().ok();
+                                let ip = peer.map(|a| a.ip());
                                 let _slot = match ip {
                                     Some(ip) if !crate::http::proxies::is_trusted(&trusted, ip) => {
                                         match counts.claim(ip, max_per_client) {
@@ -324,7 +325,6 @@ impl Application {
                                     }
                                     _ => None,
                                 };
-                                let peer = io.peer_addr().ok();
                                 let io = crate::http::conn::Watched::new(io, send_timeout);
                                 // HTTPS: the handshake, then actix with HTTP/2 or HTTP/1.1 as
                                 // ALPN chose (sendfile cannot encrypt).

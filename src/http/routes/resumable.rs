@@ -326,7 +326,7 @@ fn describe(
         // The upload resource is the signed URL itself, built on public_url (never on Host).
         res.insert_header((
             header::LOCATION,
-            format!("{}{}", app.base_url, grant.sign(&app.signing_key)),
+            format!("{}{}", app.base_url, grant.sign(app.signing_key())),
         ));
     }
     res.insert_header(("Upload-Offset", state.offset.to_string()));
