@@ -49,6 +49,48 @@ pub struct RawSettings {
     pub signing_key: Option<Secret>,
     /// `[[webhook]]` tables (the file only).
     pub webhook: Option<Vec<WebhookSetting>>,
+    /// `[s3]`: objects in an S3-compatible bucket instead of `DATA_DIR/objects`.
+    pub s3: Option<RawS3>,
+}
+
+/// The `[s3]` table as written (or `FLARE_S3_*`): every key optional, checked by `resolve`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub path_style: Option<bool>,
+    pub public_base_url: Option<String>,
+}
+
+impl RawS3 {
+    fn overlay(self, over: RawS3) -> RawS3 {
+        RawS3 {
+            endpoint: over.endpoint.or(self.endpoint),
+            region: over.region.or(self.region),
+            bucket: over.bucket.or(self.bucket),
+            path_style: over.path_style.or(self.path_style),
+            public_base_url: over.public_base_url.or(self.public_base_url),
+        }
+    }
+}
+
+/// Where the objects live when they are not on this machine's disk. The credentials are read
+/// from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` when the bucket is opened, and are
+/// never part of the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `None`: AWS itself, chosen by region.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// `https://endpoint/bucket/key` (true: what Garage, MinIO and s3s-fs expect) rather than
+    /// `https://bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Public media is answered with a redirect to `public_base_url/KEY` (a website endpoint or
+    /// a CDN in front of the bucket) instead of through flare.
+    pub public_base_url: Option<String>,
 }
 
 /// One `[[webhook]]` table as written.
@@ -180,6 +222,11 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("signing_key_file", "FLARE_SIGNING_KEY_FILE"),
     ("signing_key", "FLARE_SIGNING_KEY"),
     ("log_level", "FLARE_LOG_LEVEL"),
+    ("s3.endpoint", "FLARE_S3_ENDPOINT"),
+    ("s3.region", "FLARE_S3_REGION"),
+    ("s3.bucket", "FLARE_S3_BUCKET"),
+    ("s3.path_style", "FLARE_S3_PATH_STYLE"),
+    ("s3.public_base_url", "FLARE_S3_PUBLIC_BASE_URL"),
 ];
 
 /// `FLARE_*` variables that are not settings but are read elsewhere.
@@ -282,6 +329,20 @@ impl RawSettings {
                 }
                 "workers" => raw.workers = Some(value.trim().parse().map_err(|_| bad("a number"))?),
                 "log_level" => raw.log_level = Some(value),
+                "s3.endpoint" => raw.s3.get_or_insert_with(Default::default).endpoint = Some(value),
+                "s3.region" => raw.s3.get_or_insert_with(Default::default).region = Some(value),
+                "s3.bucket" => raw.s3.get_or_insert_with(Default::default).bucket = Some(value),
+                "s3.path_style" => {
+                    raw.s3.get_or_insert_with(Default::default).path_style =
+                        Some(match value.trim() {
+                            "1" | "true" | "yes" | "on" => true,
+                            "0" | "false" | "no" | "off" => false,
+                            _ => return Err(bad("true or false")),
+                        })
+                }
+                "s3.public_base_url" => {
+                    raw.s3.get_or_insert_with(Default::default).public_base_url = Some(value)
+                }
                 _ => unreachable!("ENV_VARS lists only known keys"),
             }
         }
@@ -314,6 +375,10 @@ impl RawSettings {
             signing_key_file: over.signing_key_file.or(self.signing_key_file),
             signing_key: over.signing_key.or(self.signing_key),
             webhook: over.webhook.or(self.webhook),
+            s3: match (self.s3, over.s3) {
+                (Some(under), Some(over)) => Some(under.overlay(over)),
+                (under, over) => over.or(under),
+            },
             disk_reserve_bytes: over.disk_reserve_bytes.or(self.disk_reserve_bytes),
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             send_timeout: over.send_timeout.or(self.send_timeout),
@@ -385,6 +450,8 @@ pub struct Settings {
     /// `DATA_DIR/signing.key`.
     pub signing_keys: Option<KeySource>,
     pub webhooks: Vec<Webhook>,
+    /// `None`: objects in `DATA_DIR/objects`, as on one box.
+    pub s3: Option<S3Settings>,
 }
 
 /// A secret setting: never shown by `Debug`.
@@ -493,7 +560,9 @@ impl Settings {
                 ));
             }
         }
+        let s3 = raw.s3.map(s3_settings).transpose()?;
         Ok(Settings {
+            s3,
             listen,
             public_url: url_base("public_url", raw.public_url.as_deref())?,
             media_url: url_base("media_url", raw.media_url.as_deref())?,
@@ -604,6 +673,41 @@ impl Settings {
             },
         })
     }
+}
+
+/// `[s3]` checked: a bucket is named, the URLs are URLs.
+fn s3_settings(raw: RawS3) -> Result<S3Settings, String> {
+    let bucket = raw.bucket.filter(|b| !b.trim().is_empty()).ok_or(
+        "[s3] has no bucket: name the bucket flare keeps its objects in (bucket = \"videos\", \
+         or FLARE_S3_BUCKET)",
+    )?;
+    if !bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        || !(3..=63).contains(&bucket.len())
+    {
+        return Err(format!(
+            "[s3] bucket = {bucket:?}: expected an S3 bucket name, 3 to 63 lower-case letters, \
+             digits, dots and dashes"
+        ));
+    }
+    if !cfg!(feature = "s3") {
+        return Err(
+            "[s3] is set, but this flare was built without S3 support: build it with \
+                    cargo build --release --features s3"
+                .into(),
+        );
+    }
+    Ok(S3Settings {
+        endpoint: url_base("[s3] endpoint", raw.endpoint.as_deref())?,
+        region: raw
+            .region
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| "us-east-1".into()),
+        bucket,
+        path_style: raw.path_style.unwrap_or(true),
+        public_base_url: url_base("[s3] public_base_url", raw.public_base_url.as_deref())?,
+    })
 }
 
 /// A comma-separated environment value as a list, blanks dropped.
@@ -791,5 +895,49 @@ mod tests {
         })])
         .unwrap();
         assert_eq!(s.public_url.as_deref(), Some("https://v.example.com"));
+    }
+
+    #[test]
+    fn s3_settings_come_from_the_table_and_the_environment_and_name_what_is_wrong() {
+        let file: RawSettings =
+            toml::from_str("[s3]\nendpoint = \"http://127.0.0.1:3900/\"\nbucket = \"videos\"\n")
+                .unwrap();
+        let env = RawSettings::from_env(|k| match k {
+            "FLARE_S3_REGION" => Some("garage".into()),
+            "FLARE_S3_PATH_STYLE" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        let resolved = Settings::resolve([file, env]);
+        if cfg!(feature = "s3") {
+            assert_eq!(
+                resolved.unwrap().s3,
+                Some(S3Settings {
+                    endpoint: Some("http://127.0.0.1:3900".into()),
+                    region: "garage".into(),
+                    bucket: "videos".into(),
+                    path_style: false,
+                    public_base_url: None,
+                })
+            );
+        } else {
+            assert!(resolved.unwrap_err().contains("--features s3"));
+        }
+        let no_bucket = RawSettings::from_env(|k| {
+            (k == "FLARE_S3_ENDPOINT").then(|| "http://127.0.0.1:3900".into())
+        })
+        .unwrap();
+        assert!(Settings::resolve([no_bucket])
+            .unwrap_err()
+            .contains("[s3] has no bucket"));
+        let bad = RawSettings::from_env(|k| (k == "FLARE_S3_BUCKET").then(|| "My_Bucket".into()))
+            .unwrap();
+        assert!(Settings::resolve([bad])
+            .unwrap_err()
+            .contains("bucket = \"My_Bucket\": expected an S3 bucket name"));
+        let flag = RawSettings::from_env(|k| (k == "FLARE_S3_PATH_STYLE").then(|| "maybe".into()));
+        assert!(flag.unwrap_err().contains("FLARE_S3_PATH_STYLE"));
+        // Without [s3], one box as before.
+        assert_eq!(Settings::resolve([]).unwrap().s3, None);
     }
 }

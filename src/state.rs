@@ -44,7 +44,7 @@ impl AppState {
     /// Opens the data folder: the database (migrated), the signing key (made on first use) and
     /// storage. `addr` is the bound address when serving, for the default public URL. Blocking.
     pub fn open(
-        settings: Settings,
+        mut settings: Settings,
         addr: Option<std::net::SocketAddr>,
     ) -> Result<AppState, String> {
         let serving = addr.is_some();
@@ -77,8 +77,30 @@ impl AppState {
             // own for this run, and never write one (fsck reports the missing file).
             vec![crate::keys::load(&data_dir)?.unwrap_or_else(crate::keys::ephemeral)]
         };
+        #[cfg(feature = "s3")]
+        let bucket = settings
+            .s3
+            .as_ref()
+            .map(crate::storage::Bucket::open)
+            .transpose()?;
+        #[cfg(not(feature = "s3"))]
+        let bucket: Option<crate::storage::Bucket> = None;
+        if let Some(bucket) = &bucket {
+            if serving {
+                log::info!(
+                    "objects in S3 bucket {:?}; uploads are staged in {}; posters, renditions \
+                     and index-first copies are not made in this mode yet",
+                    bucket.name(),
+                    data_dir.join("tmp").display()
+                );
+            }
+            // Those read the object as a local file, and sendfile sends one.
+            settings.media_jobs = 0;
+            settings.sendfile = false;
+        }
         let storage = Storage::open(&data_dir, settings.sync_uploads)
-            .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?;
+            .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?
+            .with_bucket(bucket);
         // The command-line tools build links on what the server running on this folder uses
         // (it may have been given other settings by flag); with none running, on the settings.
         let running = (!serving)

@@ -154,8 +154,22 @@ fn named_files(db: &Path) -> Result<(usize, Vec<Entry>), String> {
     Ok((videos, files))
 }
 
+/// Backups, restores and bundles copy a data folder's objects, which with `[s3]` are not in it.
+pub(crate) fn refuse_bucket(settings: &Settings, command: &str) -> Result<(), String> {
+    match &settings.s3 {
+        Some(s3) => Err(format!(
+            "{command} works on a data folder that holds its objects, and these are in S3 bucket \
+             {:?} ([s3]): back the bucket up with the store's own tools (its replication, or \
+             rclone sync), and the database with sqlite3's .backup",
+            s3.bucket
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `flare backup DEST`. Safe beside a running server.
 pub fn backup(settings: &Settings, dest: &Path) -> Result<Summary, String> {
+    refuse_bucket(settings, "flare backup")?;
     let data = &settings.data_dir;
     let db = data.join("flare.db");
     if !db.is_file() {
@@ -308,6 +322,7 @@ fn backup_once(data: &Path, dest: &Path) -> Result<Summary, Retry> {
 
 /// `flare restore SRC`: into the settings' data folder, which must be new or empty.
 pub fn restore(settings: &Settings, src: &Path) -> Result<Summary, String> {
+    refuse_bucket(settings, "flare restore")?;
     let target = &settings.data_dir;
     if target.exists() {
         if let Some(server) = crate::datadir::running_server(target) {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::db;
 use crate::db::videos::VideoStatus;
 use crate::state::AppState;
-use crate::storage::ObjectKey;
 use crate::storage::Storage;
+use crate::storage::{Bucket, ObjectKey};
 use crate::time::now_ms;
 
 /// A temp file untouched this long belongs to no live upload (the idle timeout is far shorter).
@@ -180,8 +180,20 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             video_id: v.id.clone(),
             file_name: name.clone(),
         };
-        let path = format!("objects/{}/composite/{}", v.id, name);
-        match app.storage.size_of(&key).map_err(io)? {
+        // In a bucket the object's key carries its recorded digest (`storage::bucket`).
+        let in_bucket = app.storage.bucket().map(|b| {
+            let k = Bucket::composite_key(&v.id, v.sha256.as_deref().unwrap_or("-"), name);
+            (b, k)
+        });
+        let path = match &in_bucket {
+            Some((b, k)) => format!("s3://{}/{k}", b.name()),
+            None => format!("objects/{}/composite/{}", v.id, name),
+        };
+        let size_now = match &in_bucket {
+            Some((b, k)) => b.size_blocking(k),
+            None => app.storage.size_of(&key),
+        };
+        match size_now.map_err(io)? {
             None => {
                 if opts.repair {
                     app.db
@@ -199,7 +211,11 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             Some(size) => {
                 let recorded = v.size.unwrap_or(-1);
                 let digest = if opts.verify || recorded != size as i64 {
-                    let d = app.storage.sha256_of(&key).map_err(io)?;
+                    let d = match &in_bucket {
+                        Some((b, k)) => b.sha256_of(k),
+                        None => app.storage.sha256_of(&key),
+                    }
+                    .map_err(io)?;
                     report.bytes_verified += size;
                     Some(d)
                 } else {
@@ -215,7 +231,10 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                         ProblemKind::Sha256Mismatch
                     };
                     let actual = digest.clone().unwrap_or_default();
-                    if opts.repair {
+                    // A bucket's key names the recorded digest: recording another would lose
+                    // the object. It is reported for the uploader to send again.
+                    let repair = opts.repair && in_bucket.is_none();
+                    if repair {
                         app.db
                             .blocking(|c| {
                                 db::videos::set_size_and_digest(c, &v.id, size, &actual, now)
@@ -227,10 +246,15 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                         Some(&v.id),
                         Some(&path),
                         format!(
-                            "recorded {recorded} bytes, sha256 {}; on disk {size} bytes, sha256 {actual}; repair records what is on disk",
-                            v.sha256.as_deref().unwrap_or("-")
+                            "recorded {recorded} bytes, sha256 {}; stored {size} bytes, sha256 {actual}; {}",
+                            v.sha256.as_deref().unwrap_or("-"),
+                            if in_bucket.is_some() {
+                                "upload it again (repair leaves objects in a bucket as they are)"
+                            } else {
+                                "repair records what is on disk"
+                            }
                         ),
-                        opts.repair,
+                        repair,
                     ));
                 }
             }
@@ -291,6 +315,9 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         .into_iter()
         .collect();
 
+    if let Some(bucket) = app.storage.bucket() {
+        bucket_orphans(bucket, &videos, &publishing, &deleting, opts, &mut report)?;
+    }
     let files = app.storage.inventory().map_err(io)?;
     report.files = files.len();
     for f in &files {
@@ -474,6 +501,74 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 
     report.ok = report.problems.iter().all(|p| p.repaired);
     Ok(report)
+}
+
+/// Objects in the bucket that no record names: what a crash between writing an object and
+/// committing its record (or between a replacement's commit and the old object's removal)
+/// leaves. Objects written in the last `IN_FLIGHT` may belong to an upload being published
+/// right now, on any node, and are left alone. Repair moves orphans under `lost+found/`.
+fn bucket_orphans(
+    bucket: &Bucket,
+    videos: &[db::videos::VideoRow],
+    publishing: &HashSet<&str>,
+    deleting: &HashSet<&str>,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), String> {
+    const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(600);
+    let named: HashSet<String> = videos
+        .iter()
+        .filter(|v| v.status == VideoStatus::Ready)
+        .filter_map(|v| {
+            Some(Bucket::composite_key(
+                &v.id,
+                v.sha256.as_deref()?,
+                v.object_name.as_deref()?,
+            ))
+        })
+        .collect();
+    let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
+    let listed = bucket
+        .list()
+        .map_err(|e| format!("cannot list the bucket: {e}"))?;
+    for object in listed {
+        report.files += 1;
+        let owner = object.key.split('/').next().unwrap_or("");
+        if named.contains(&object.key)
+            || object.key.starts_with("lost+found/")
+            || publishing.contains(owner)
+            || deleting.contains(owner)
+            || object.modified.elapsed().unwrap_or_default() < IN_FLIGHT
+        {
+            continue;
+        }
+        let moved =
+            if opts.repair {
+                Some(bucket.to_lost_found(&object.key).map_err(|e| {
+                    format!("cannot move s3://{}/{}: {e}", bucket.name(), object.key)
+                })?)
+            } else {
+                None
+            };
+        report.problems.push(problem(
+            ProblemKind::OrphanFile,
+            owners.contains(owner).then_some(owner),
+            Some(&format!("s3://{}/{}", bucket.name(), object.key)),
+            match &moved {
+                Some(to) => format!(
+                    "{} bytes that no video's record names; moved to {to}",
+                    object.size
+                ),
+                None => format!(
+                    "{} bytes that no video's record names (left by a crash, or replaced); repair \
+                     moves it under lost+found/ in the bucket",
+                    object.size
+                ),
+            },
+            moved.is_some(),
+        ));
+    }
+    Ok(())
 }
 
 fn problem(

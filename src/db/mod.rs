@@ -189,6 +189,11 @@ CREATE TABLE signed_until (
 );
 INSERT INTO signed_until (id, until_ms) VALUES (1, 0);
 "#,
+    // With objects in a bucket, the key of the object a publication replaces: removed once the
+    // record naming the new one is committed, or at the next start after a crash.
+    r#"
+ALTER TABLE publications ADD COLUMN replaced_key TEXT;
+"#,
 ];
 
 /// The schema version this flare migrates a database to.

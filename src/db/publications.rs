@@ -12,13 +12,22 @@ pub struct Publication {
     pub object_name: String,
     /// The video's previous object, removed once the new one is in place.
     pub replaces: Option<String>,
+    /// With `[s3]`: the bucket key of the video's previous object, removed after the commit.
+    pub replaced_key: Option<String>,
 }
 
 pub fn insert(conn: &Connection, p: &Publication) -> rusqlite::Result<()> {
     super::exec(
         conn,
-        "INSERT INTO publications (temp_name, video_id, object_name, replaces) VALUES (?1, ?2, ?3, ?4)",
-        params![p.temp_name, p.video_id, p.object_name, p.replaces],
+        "INSERT INTO publications (temp_name, video_id, object_name, replaces, replaced_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            p.temp_name,
+            p.video_id,
+            p.object_name,
+            p.replaces,
+            p.replaced_key
+        ],
     )?;
     Ok(())
 }
@@ -35,7 +44,8 @@ pub fn remove(conn: &Connection, temp_name: &str) -> rusqlite::Result<()> {
 /// Every unfinished publication, oldest first: the order they were committed in.
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Publication>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT temp_name, video_id, object_name, replaces FROM publications ORDER BY rowid",
+        "SELECT temp_name, video_id, object_name, replaces, replaced_key FROM publications \
+         ORDER BY rowid",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(Publication {
@@ -43,6 +53,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Publication>> {
             video_id: r.get(1)?,
             object_name: r.get(2)?,
             replaces: r.get(3)?,
+            replaced_key: r.get(4)?,
         })
     })?;
     rows.collect()

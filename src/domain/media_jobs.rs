@@ -97,6 +97,9 @@ pub fn jobs_for(app: &AppState, m: &MediaInfo) -> Vec<&'static str> {
 pub(crate) fn spawn_workers(state: Weak<AppState>) {
     let Some(app) = state.upgrade() else { return };
     if app.settings.media_jobs == 0 {
+        if app.storage.bucket().is_some() {
+            return; // said when the bucket was opened
+        }
         log::info!("media_jobs = 0: no posters, renditions or fast-start copies are made");
         return;
     }

@@ -66,6 +66,12 @@ pub fn finish(db: &Db, storage: &Storage, p: &Publication) -> Result<Outcome, St
         Outcome::Superseded => storage.remove_temp(&p.temp_name).map_err(io)?,
         Outcome::Stale => {}
     }
+    // With a bucket: the object this publication replaced, once its record was committed.
+    if let (Some(bucket), Some(old), Outcome::RollForward | Outcome::AlreadyDone) =
+        (storage.bucket(), &p.replaced_key, &outcome)
+    {
+        bucket.delete_blocking(old).map_err(io)?;
+    }
     db.blocking(|c| db::publications::remove(c, &p.temp_name))
         .map_err(|e| format!("cannot update the database: {e}"))?;
     Ok(outcome)

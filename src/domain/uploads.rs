@@ -14,7 +14,7 @@ use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::ids::time_ordered_id;
 use crate::state::AppState;
-use crate::storage::{ObjectKey, ObjectMeta, ObjectWriter, Staged};
+use crate::storage::{Bucket, ObjectKey, ObjectMeta, ObjectWriter, Staged};
 use crate::time::{iso8601, now_ms};
 
 /// The answer to a presign request: the documented body, in the documented order, plus
@@ -370,14 +370,38 @@ pub(crate) async fn publish<G: Send + 'static>(
         video_id: grant.video_id.clone(),
         file_name: grant.file_name.clone(),
     };
+    // With a bucket, the object is written there whole before the record names it: at a key of
+    // its own content, which no other upload overwrites.
+    let bucket_key = Bucket::composite_key(&grant.video_id, &sha256, &grant.file_name);
+    let in_bucket = match app.storage.bucket() {
+        Some(bucket) => Some(
+            bucket
+                .put_file(&app.storage.temp_path(&temp_name), &bucket_key)
+                .await
+                .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?,
+        ),
+        None => None,
+    };
     let committed = grant.clone();
     let staged_name = temp_name.clone();
+    let in_bucket_too = in_bucket.is_some();
+    let bucket_key_committed = bucket_key.clone();
     let publication = {
         let temp_name = temp_name.clone();
         move |conn: &mut Connection| {
             let now = now_ms();
             check_open(conn, &committed, now)?;
-            let replaces = db::videos::get(conn, &committed.video_id)?.and_then(|v| v.object_name);
+            let before = db::videos::get(conn, &committed.video_id)?;
+            let replaces = before.as_ref().and_then(|v| v.object_name.clone());
+            let replaced_in_bucket = before
+                .and_then(|v| {
+                    Some(Bucket::composite_key(
+                        &v.id,
+                        v.sha256.as_deref()?,
+                        v.object_name.as_deref()?,
+                    ))
+                })
+                .filter(|old| *old != bucket_key_committed);
             db::uploads::spend(conn, &row_of(&committed)?, now)?;
             db::videos::mark_ready(
                 conn,
@@ -401,6 +425,7 @@ pub(crate) async fn publish<G: Send + 'static>(
                     video_id: committed.video_id.clone(),
                     object_name: committed.file_name.clone(),
                     replaces: replaces.clone(),
+                    replaced_key: replaced_in_bucket.clone().filter(|_| in_bucket_too),
                 },
             )?;
             // The old object's posters and renditions no longer describe it.
@@ -412,46 +437,65 @@ pub(crate) async fn publish<G: Send + 'static>(
             if let Some(v) = db::videos::get(conn, &committed.video_id)? {
                 crate::domain::webhooks::record(conn, &hooks, "video.ready", &v, now)?;
             }
-            Ok((guard, (replaces, stale)))
+            Ok((guard, (replaces, stale, replaced_in_bucket)))
         }
     };
     let published = app
         .db
-        .write_durable_then(publication, move |(guard, (replaces, stale))| {
-            keep(guard);
-            crate::faults::crash_at("crash-after-commit");
-            storage
-                .publish(&staged_name, &key, replaces.as_deref())
-                .map_err(|e| {
-                    ApiError::from_io(
-                        "moving an upload into place (finished at the next start)",
-                        e,
-                    )
-                })?;
-            for file in stale {
-                // Left behind by a crash, fsck finds it; nothing serves an unrecorded file.
-                if let Err(e) = storage.remove_derived(&key.video_id, &file) {
-                    log::warn!("could not remove an old poster or rendition: {e}");
+        .write_durable_then(
+            publication,
+            move |(guard, (replaces, stale, replaced_in_bucket))| {
+                keep(guard);
+                crate::faults::crash_at("crash-after-commit");
+                storage
+                    .publish(&staged_name, &key, replaces.as_deref())
+                    .map_err(|e| {
+                        ApiError::from_io(
+                            "moving an upload into place (finished at the next start)",
+                            e,
+                        )
+                    })?;
+                for file in stale {
+                    // Left behind by a crash, fsck finds it; nothing serves an unrecorded file.
+                    if let Err(e) = storage.remove_derived(&key.video_id, &file) {
+                        log::warn!("could not remove an old poster or rendition: {e}");
+                    }
                 }
-            }
-            storage
-                .open_object(&key)
-                .map_err(|e| ApiError::from_io("reading a published object", e))?
-                .map(|(_, meta)| meta)
-                .ok_or_else(|| ApiError::internal("publishing", "the object vanished"))
-        })
+                if let Some(meta) = in_bucket {
+                    return Ok((meta, replaced_in_bucket));
+                }
+                storage
+                    .open_object(&key)
+                    .map_err(|e| ApiError::from_io("reading a published object", e))?
+                    .map(|(_, meta)| (meta, None))
+                    .ok_or_else(|| ApiError::internal("publishing", "the object vanished"))
+            },
+        )
         .await;
-    let meta = published?;
+    let (meta, replaced_in_bucket) = match published {
+        Ok(done) => done,
+        Err(e) => {
+            forget_unpublished(app, &grant.video_id, &bucket_key).await;
+            return Err(e);
+        }
+    };
     app.media.wake();
     crate::domain::webhooks::wake();
-    // The rename is done; forget its journal row (a crash before this is harmless: the next
-    // start finds the staged file gone and drops the row).
-    if let Err(e) = app
-        .db
-        .write(move |conn| Ok::<_, ApiError>(db::publications::remove(conn, &temp_name)?))
-        .await
-    {
-        log::warn!("could not clear a finished publication (cleared at the next start): {e}");
+    match (app.storage.bucket(), replaced_in_bucket) {
+        (Some(bucket), Some(old)) => {
+            // A reader that read the old record a moment ago may be about to GET the old
+            // object: it is removed a little later, then the journal row that names it (a
+            // crash before that is finished at the next start).
+            let (bucket, db, id) = (bucket.clone(), app.db.clone(), grant.video_id.clone());
+            actix_web::rt::spawn(async move {
+                tokio::time::sleep(REPLACED_GRACE).await;
+                remove_replaced(&bucket, &db, &id, &old).await;
+                clear_journal(&db, temp_name).await;
+            });
+        }
+        // The rename is done; forget its journal row (a crash before this is harmless: the
+        // next start finds the staged file gone and drops the row).
+        _ => clear_journal(&app.db, temp_name).await,
     }
     log::info!(
         "stored {size} bytes for video {} through upload {}",
@@ -459,6 +503,70 @@ pub(crate) async fn publish<G: Send + 'static>(
         grant.upload_id
     );
     Ok(meta)
+}
+
+/// How long an object replaced in a bucket stays readable after its replacement's commit.
+const REPLACED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Removes a replaced object from the bucket, unless the record names it again (the same
+/// bytes uploaded anew meanwhile).
+async fn remove_replaced(bucket: &Bucket, db: &db::Db, video_id: &str, old: &str) {
+    let id = video_id.to_string();
+    let current = db
+        .read::<_, ApiError, _>(move |c| Ok(db::videos::get(c, &id)?))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| {
+            Some(Bucket::composite_key(
+                &v.id,
+                v.sha256.as_deref()?,
+                v.object_name.as_deref()?,
+            ))
+        });
+    if current.as_deref() == Some(old) {
+        return;
+    }
+    if let Err(e) = bucket.delete(old).await {
+        log::warn!("could not remove a replaced object from the S3 bucket: {e}");
+    }
+}
+
+async fn clear_journal(db: &db::Db, temp_name: String) {
+    if let Err(e) = db
+        .write(move |conn| Ok::<_, ApiError>(db::publications::remove(conn, &temp_name)?))
+        .await
+    {
+        log::warn!("could not clear a finished publication (cleared at the next start): {e}");
+    }
+}
+
+/// After a publication that did not commit (the URL was spent meanwhile, say): removes what
+/// it wrote to the bucket, unless the video's record names that very object (another upload
+/// of the same bytes won).
+async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
+    let Some(bucket) = app.storage.bucket() else {
+        return;
+    };
+    let id = video_id.to_string();
+    let named = app
+        .db
+        .read::<_, ApiError, _>(move |c| Ok(db::videos::get(c, &id)?))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| {
+            Some(Bucket::composite_key(
+                &v.id,
+                v.sha256.as_deref()?,
+                v.object_name.as_deref()?,
+            ))
+        });
+    if named.as_deref() != Some(bucket_key) {
+        if let Err(e) = bucket.delete(bucket_key).await {
+            log::warn!("could not remove an unpublished object from the S3 bucket: {e}");
+        }
+    }
 }
 
 /// Reads the body into `writer`, enforcing the idle timeout, the byte limit and an exact size.

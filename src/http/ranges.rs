@@ -87,6 +87,10 @@ pub(crate) struct Validators {
     pub etag: String,
     /// Whole seconds, as HTTP dates carry.
     pub last_modified: SystemTime,
+    /// Whether no two versions of the object can carry one date: true on disk, where
+    /// publication gives a replacing object a later second; false in a bucket, whose store sets
+    /// the date. When false, `If-Range` with a date never matches (the whole object is sent).
+    pub date_is_strong: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -138,7 +142,8 @@ pub(crate) fn evaluate(headers: &HeaderMap, v: &Validators, now: SystemTime) -> 
         // (Publication also gives a replacing object a later second than the one it replaces.)
         Some(cond) => HttpDate::from_str(cond)
             .map(|d| {
-                SystemTime::from(d) == v.last_modified
+                v.date_is_strong
+                    && SystemTime::from(d) == v.last_modified
                     && v.last_modified + std::time::Duration::from_secs(1) <= now
             })
             .unwrap_or(false),
@@ -257,6 +262,7 @@ mod tests {
         let v = Validators {
             etag: "\"abc\"".into(),
             last_modified: lm,
+            date_is_strong: true,
         };
         let date = HttpDate::from(lm).to_string();
         let earlier = HttpDate::from(lm - Duration::from_secs(1)).to_string();

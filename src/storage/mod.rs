@@ -18,12 +18,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ids::random_id;
 
+#[cfg(feature = "s3")]
+mod bucket;
+#[cfg(not(feature = "s3"))]
+#[path = "no_bucket.rs"]
+mod bucket;
 mod derived;
 mod inventory;
 mod part;
 mod read;
 mod write;
 
+pub use bucket::Bucket;
 pub(crate) use part::PARTS_DIR;
 pub use read::is_cached;
 pub(crate) use read::{cache_probe, load_into_cache, CacheProbe, FileChunks};
@@ -63,6 +69,9 @@ pub struct Storage {
     lost_found: PathBuf,
     sync: bool,
     rng: SystemRandom,
+    /// `[s3]`: objects live in this bucket, and `objects/` stays empty. Uploads are still
+    /// staged in `tmp/`, which is where the local file system keeps them while they arrive.
+    bucket: Option<Bucket>,
 }
 
 impl Storage {
@@ -78,7 +87,24 @@ impl Storage {
             lost_found: data_dir.join("lost+found"),
             sync,
             rng: SystemRandom::new(),
+            bucket: None,
         })
+    }
+
+    /// As `open`, with the objects in `bucket`.
+    pub fn with_bucket(mut self, bucket: Option<Bucket>) -> Storage {
+        self.bucket = bucket;
+        self
+    }
+
+    /// The bucket objects live in, when not on this machine's disk.
+    pub fn bucket(&self) -> Option<&Bucket> {
+        self.bucket.as_ref()
+    }
+
+    /// Where `tmp/NAME` is, to copy a staged upload into the bucket.
+    pub(crate) fn temp_path(&self, name: &str) -> PathBuf {
+        self.tmp.join(name)
     }
 
     /// Removes what a stopped server left in `tmp/`: unfinished uploads and half-removed
@@ -104,6 +130,9 @@ impl Storage {
     /// Removes every object of a video. The folder is first renamed into `tmp/` (one atomic
     /// step: its public URLs stop at once), then deleted. Blocking.
     pub(crate) fn remove_video(&self, video_id: &str) -> io::Result<()> {
+        if let Some(bucket) = &self.bucket {
+            return bucket.delete_under(video_id);
+        }
         let doomed = self
             .tmp
             .join(format!("deleted-{}", random_id(&self.rng, "", 9)));
@@ -132,6 +161,11 @@ impl Storage {
         key: &ObjectKey,
         replaces: Option<&str>,
     ) -> io::Result<()> {
+        if self.bucket.is_some() {
+            // The object went into the bucket before its record was committed
+            // (`uploads::publish`); the old one is removed by the caller, who knows its key.
+            return self.remove_temp(temp_name);
+        }
         let dir = self.objects.join(&key.video_id).join("composite");
         create_private_dir_all(&dir)?;
         let staged = self.tmp.join(temp_name);

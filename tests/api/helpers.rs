@@ -82,6 +82,13 @@ impl TestApp {
             faststart: Some(false),
             ..RawSettings::default()
         };
+        if let Some((endpoint, bucket)) = test_bucket(&dir.path().join("data")) {
+            raw.s3 = Some(flare::config::RawS3 {
+                endpoint: Some(endpoint),
+                bucket: Some(bucket),
+                ..Default::default()
+            });
+        }
         tweak(&mut raw);
         let settings = Settings::resolve([raw]).unwrap();
         let scheme = settings.scheme();
@@ -220,6 +227,9 @@ impl TestApp {
     }
 
     pub fn object_path(&self, video_id: &str, file_name: &str) -> PathBuf {
+        if let Some(path) = object_in_bucket(&self.data_dir(), video_id, file_name) {
+            return path;
+        }
         self.data_dir()
             .join("objects")
             .join(video_id)
@@ -405,6 +415,7 @@ impl Node {
             .env("FLARE_LOG_LEVEL", "info")
             .env("FLARE_FFMPEG_PATH", "off")
             .env_remove("FLARE_CONFIG")
+            .envs(bucket_env(data_dir))
             .envs(env.iter().copied())
             .current_dir(data_dir.parent().unwrap())
             .stderr(std::process::Stdio::piped())
@@ -511,6 +522,7 @@ impl Drop for Node {
 pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
         .args(args)
+        .envs(bucket_env(data_dir))
         .envs(env.iter().copied())
         .env("FLARE_DATA_DIR", data_dir)
         .env_remove("FLARE_CONFIG")
@@ -568,4 +580,63 @@ pub fn ffmpeg_make(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
         .expect("ffmpeg is needed for these tests (.ci/run installs Debian's)");
     assert!(status.success(), "ffmpeg failed to make {name}");
     std::fs::read(out).unwrap()
+}
+
+/// With `TEST_S3_ENDPOINT` and `TEST_S3_ROOT` set (`.ci/run`'s S3 stage, which starts s3s-fs
+/// serving `TEST_S3_ROOT`, whose buckets are its folders), every flare a test starts keeps its
+/// objects in a bucket of its own: named after its data folder, so a restarted server, a second
+/// node or a command on the same folder finds the same bucket. (endpoint, bucket)
+pub fn test_bucket(data_dir: &Path) -> Option<(String, String)> {
+    if !cfg!(feature = "s3") {
+        return None;
+    }
+    let endpoint = std::env::var("TEST_S3_ENDPOINT").ok()?;
+    let root = PathBuf::from(std::env::var("TEST_S3_ROOT").ok()?);
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        data_dir
+            .parent()
+            .unwrap_or(data_dir)
+            .as_os_str()
+            .as_encoded_bytes(),
+    );
+    let bucket = format!("t{}", &flare::storage::hex(digest.as_ref())[..20]);
+    std::fs::create_dir_all(root.join(&bucket)).unwrap();
+    Some((endpoint, bucket))
+}
+
+/// Where s3s-fs keeps an object of a server started by `TestApp` or `Node` on `data_dir`.
+pub fn object_in_bucket(data_dir: &Path, video_id: &str, file_name: &str) -> Option<PathBuf> {
+    let (_, bucket) = test_bucket(data_dir)?;
+    let dir = PathBuf::from(std::env::var("TEST_S3_ROOT").ok()?)
+        .join(bucket)
+        .join(video_id)
+        .join("composite");
+    let found = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(file_name))
+        .find(|p| p.is_file());
+    // No object: a path that does not exist, as on disk.
+    Some(found.unwrap_or_else(|| dir.join("none").join(file_name)))
+}
+
+/// The settings that point a child `flare` at the test bucket of `data_dir`, if any.
+pub fn bucket_env(data_dir: &Path) -> Vec<(String, String)> {
+    match test_bucket(data_dir) {
+        Some((endpoint, bucket)) => vec![
+            ("FLARE_S3_ENDPOINT".into(), endpoint),
+            ("FLARE_S3_BUCKET".into(), bucket),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// Every object file a server on `data_dir` keeps: under `objects/`, or in its test bucket.
+pub fn stored_objects(data_dir: &Path) -> Vec<PathBuf> {
+    match (test_bucket(data_dir), std::env::var("TEST_S3_ROOT")) {
+        (Some((_, bucket)), Ok(root)) => files_under(&PathBuf::from(root).join(bucket)),
+        _ => files_under(&data_dir.join("objects")),
+    }
 }

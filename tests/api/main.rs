@@ -1,6 +1,8 @@
 //! Black-box tests over real HTTP against the application the binary runs.
 
 mod backup;
+#[cfg(feature = "s3")]
+mod bucket;
 mod bundle;
 mod captions;
 mod cli;

@@ -2,7 +2,9 @@
 //! read-only database at the commit, and a second file name on one video. After each, every
 //! public URL serves exactly the bytes its record describes and `fsck --verify` is clean.
 
-use crate::helpers::{data_dir_with_token, files_under, run_flare, sample, sha256_hex, Node};
+use crate::helpers::{
+    data_dir_with_token, files_under, run_flare, sample, sha256_hex, stored_objects, Node,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -35,7 +37,7 @@ fn assert_serves_exactly(data: &Path, auth: &str, id: &str, name: &str, bytes: &
     assert!(got.body == bytes, "the public URL serves other bytes");
     let old = node.send("GET", &format!("/media/{id}/composite/{gone}"), &[], b"");
     assert_eq!(old.status, 404, "the replaced object is still public");
-    let names: Vec<String> = files_under(&data.join("objects"))
+    let names: Vec<String> = stored_objects(data)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::media::{plan, validator_headers};
 use crate::http::ranges::{evaluate, parse_range, Precondition, RangeAnswer, Validators};
 use crate::state::AppState;
-use crate::storage::{FileChunks, ObjectKey};
+use crate::storage::{Bucket, FileChunks, ObjectKey};
 
 /// The video a media path names, when both names are safe and it exists; else the one 404
 /// every media path gives, which says nothing of which part was wrong.
@@ -51,6 +51,9 @@ pub async fn get(
     }
     let protected = video.password_hash.is_some();
     let content_type = content_type_for(&file_name).unwrap_or("application/octet-stream");
+    if let Some(bucket) = app.storage.bucket() {
+        return from_bucket(&app, bucket, &req, video, &file_name, content_type).await;
+    }
     let key = ObjectKey {
         video_id,
         file_name,
@@ -67,26 +70,87 @@ pub async fn get(
     answer(&req, file, meta, content_type, protected)
 }
 
-/// The answer to a GET or HEAD of an open file: conditionals, one Range, the bytes.
-fn answer(
+/// The answer from a bucket. The record names the object by its content; an upload that
+/// replaces it removes the old object once its own record is committed, so a reader that read
+/// the old record just before finds no object: it reads the record again, once.
+async fn from_bucket(
+    app: &AppState,
+    bucket: &Bucket,
     req: &HttpRequest,
-    file: std::fs::File,
-    meta: crate::storage::ObjectMeta,
+    mut video: crate::db::videos::VideoRow,
+    file_name: &str,
+    content_type: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound("there is no file at this URL".into());
+    let read_error = |e| ApiError::from_io("reading an object in the S3 bucket", e);
+    for attempt in 0..2 {
+        if attempt > 0 {
+            video = video_at(app, &video.id, file_name).await?;
+            if !videos::is_public_object(&video, file_name) {
+                return Err(not_found());
+            }
+            let grant = super::pages::cookie(req, &passwords::cookie_name(&video.id));
+            if !videos::unlocked(app, &video, grant.as_deref()) {
+                return Err(ApiError::PasswordRequired { video_id: video.id });
+            }
+        }
+        let protected = video.password_hash.is_some();
+        let sha256 = video.sha256.as_deref().ok_or_else(not_found)?;
+        let key = Bucket::composite_key(&video.id, sha256, file_name);
+        if let Some(url) = bucket.public_url(&key).filter(|_| !protected) {
+            // The store (a website endpoint, a CDN) answers Range and conditionals itself.
+            return Ok(HttpResponse::Found()
+                .insert_header((header::LOCATION, url))
+                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                .finish());
+        }
+        let Some(meta) = bucket.head(&key).await.map_err(read_error)? else {
+            continue;
+        };
+        let (mut res, start, len) = match prepare(req, &meta, content_type, protected, false)? {
+            Prepared::Done(res) => return Ok(res),
+            Prepared::Send(res, start, len) => (res, start, len),
+        };
+        if req.method() == Method::HEAD {
+            let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+            return Ok(res.body(SizedStream::new(len, empty)));
+        }
+        if let Some(body) = bucket.read(&key, start, len).await.map_err(read_error)? {
+            return Ok(res.body(SizedStream::new(len, Box::pin(body))));
+        }
+    }
+    Err(not_found())
+}
+
+/// What a GET or HEAD is to be answered with, once its conditionals and Range are settled.
+enum Prepared {
+    /// A 304, with nothing to send.
+    Done(HttpResponse),
+    /// The response's head, and the bytes to send: `len` from `start`.
+    Send(actix_web::HttpResponseBuilder, u64, u64),
+}
+
+/// Conditionals and one Range, against the object's validators.
+fn prepare(
+    req: &HttpRequest,
+    meta: &crate::storage::ObjectMeta,
     content_type: &'static str,
     protected: bool,
-) -> Result<HttpResponse, ApiError> {
+    date_is_strong: bool,
+) -> Result<Prepared, ApiError> {
     let validators = Validators {
         etag: meta.etag.clone(),
         last_modified: meta.modified,
+        date_is_strong,
     };
     let use_range = match evaluate(req.headers(), &validators, std::time::SystemTime::now()) {
         Precondition::Failed => return Err(ApiError::PreconditionFailed),
         Precondition::NotModified => {
             let mut res = HttpResponse::build(StatusCode::NOT_MODIFIED);
-            for h in validator_headers(&meta, protected) {
+            for h in validator_headers(meta, protected) {
                 res.insert_header(h);
             }
-            return Ok(res.finish());
+            return Ok(Prepared::Done(res.finish()));
         }
         Precondition::Send { use_range } => use_range,
     };
@@ -96,12 +160,26 @@ fn answer(
         .and_then(|h| h.to_str().ok())
         .filter(|_| use_range)
         .map_or(RangeAnswer::Full, |h| parse_range(h, meta.size));
-    let plan = plan(&meta, content_type, protected, range)?;
+    let plan = plan(meta, content_type, protected, range)?;
     let mut res = HttpResponse::build(plan.status);
     for h in plan.headers {
         res.insert_header(h);
     }
-    let (start, len) = (plan.start, plan.len);
+    Ok(Prepared::Send(res, plan.start, plan.len))
+}
+
+/// The answer to a GET or HEAD of an open file: conditionals, one Range, the bytes.
+fn answer(
+    req: &HttpRequest,
+    file: std::fs::File,
+    meta: crate::storage::ObjectMeta,
+    content_type: &'static str,
+    protected: bool,
+) -> Result<HttpResponse, ApiError> {
+    let (mut res, start, len) = match prepare(req, &meta, content_type, protected, true)? {
+        Prepared::Done(res) => return Ok(res),
+        Prepared::Send(res, start, len) => (res, start, len),
+    };
     if req.method() == Method::HEAD {
         // The length is announced; no byte is read.
         let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();

@@ -1,0 +1,389 @@
+//! Objects in an S3-compatible bucket (`[s3]`, cargo feature `s3`), through object_store.
+//!
+//! Keys: `VIDEO_ID/composite/SHA256/FILE`. An object is written whole at a key named by its
+//! own content before the record that names it is committed, and is never written again, so a
+//! reader never sees part of one, two uploads racing for one video never overwrite each other,
+//! and the record alone says which object is public. What a crash leaves (an object written but
+//! never recorded, an old one not yet removed) is an object no record names, which `flare fsck`
+//! lists and `--repair` moves under `lost+found/`.
+//!
+//! The client runs on its own small runtime, so the requests it makes never depend on which of
+//! actix's single-threaded runtimes (or which blocking thread) asked for them.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::buffered::BufWriter;
+use object_store::path::Path as Key;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncReadExt;
+
+use super::ObjectMeta;
+use crate::config::S3Settings;
+
+/// Bytes sent per multipart part, and parts in flight at once: an upload holds at most
+/// `PART * (CONCURRENCY + 1)` in memory, whatever its size.
+const PART: usize = 8 << 20;
+const CONCURRENCY: usize = 2;
+/// Chunks of a GET waiting for a slow client: the rest waits in the store.
+const GET_QUEUE: usize = 4;
+
+#[derive(Clone)]
+pub struct Bucket {
+    store: Arc<AmazonS3>,
+    runtime: Arc<Runtime>,
+    name: String,
+    public_base_url: Option<String>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("name", &self.name).finish()
+    }
+}
+
+/// The client's runtime. The last `Bucket` may be dropped on an async thread (a server
+/// stopping), where a runtime may not wait for its threads: they are left to finish alone.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.as_ref().expect("a live runtime").spawn(f)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// One object the bucket holds, for fsck.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+fn io_error(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        other => io::Error::other(format!("the S3 bucket: {other}")),
+    }
+}
+
+impl Bucket {
+    /// Builds the client (credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) and
+    /// lists one key, so that a wrong endpoint, bucket or key stops the start with the store's
+    /// own answer. Blocking.
+    pub fn open(s: &S3Settings) -> Result<Bucket, String> {
+        // reqwest runs TLS on the process's rustls provider: ring, which flare already has.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(&s.region)
+            .with_virtual_hosted_style_request(!s.path_style);
+        for (var, set) in [
+            (
+                "AWS_ACCESS_KEY_ID",
+                AmazonS3Builder::with_access_key_id as fn(AmazonS3Builder, String) -> _,
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                AmazonS3Builder::with_secret_access_key,
+            ),
+            ("AWS_SESSION_TOKEN", AmazonS3Builder::with_token),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                builder = set(builder, value);
+            }
+        }
+        if let Some(endpoint) = &s.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("[s3]: cannot set up the S3 client: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("flare-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("[s3]: cannot start the S3 client's threads: {e}"))?;
+        let bucket = Bucket {
+            store: Arc::new(store),
+            runtime: Arc::new(Runtime(Some(runtime))),
+            name: s.bucket.clone(),
+            public_base_url: s.public_base_url.clone(),
+        };
+        let probe = bucket.clone();
+        bucket
+            .block(async move { probe.store.list(None).next().await.transpose() })
+            .map_err(|e| {
+                format!(
+                    "[s3]: cannot list bucket {:?} at {}: {e}",
+                    s.bucket,
+                    s.endpoint.as_deref().unwrap_or("AWS")
+                )
+            })?;
+        Ok(bucket)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `f` on the bucket's runtime and waits for it: for blocking threads only.
+    fn block<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().expect("an S3 task panicked")
+    }
+
+    /// Runs `f` on the bucket's runtime, for async callers on any runtime.
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.runtime.spawn(f).await.expect("an S3 task panicked")
+    }
+
+    /// Where the object of this content lives.
+    pub fn composite_key(video_id: &str, sha256: &str, file_name: &str) -> String {
+        format!("{video_id}/composite/{sha256}/{file_name}")
+    }
+
+    /// `public_base_url/KEY`, when public media is to be fetched from there.
+    pub fn public_url(&self, key: &str) -> Option<String> {
+        use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+        // What a URL path segment may not hold as it is.
+        const SEGMENT: &AsciiSet = &CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'#')
+            .add(b'%')
+            .add(b'<')
+            .add(b'>')
+            .add(b'?')
+            .add(b'`')
+            .add(b'{')
+            .add(b'}');
+        let path: Vec<String> = key
+            .split('/')
+            .map(|part| utf8_percent_encode(part, SEGMENT).to_string())
+            .collect();
+        self.public_base_url
+            .as_ref()
+            .map(|base| format!("{base}/{}", path.join("/")))
+    }
+
+    /// Copies a local file to `key` in parts of `PART` bytes, `CONCURRENCY` at a time (memory
+    /// flat in the file's size); the object appears whole when the last part is in, or not at
+    /// all. Returns what a reader will see of it.
+    pub async fn put_file(&self, path: &Path, key: &str) -> io::Result<ObjectMeta> {
+        let (store, path, key) = (self.store.clone(), path.to_path_buf(), key_of(key));
+        self.on_runtime(async move {
+            let mut file = tokio::fs::File::open(&path).await?;
+            let mut writer = BufWriter::with_capacity(store.clone(), key.clone(), PART)
+                .with_max_concurrency(CONCURRENCY);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                if let Err(e) = writer.put(Bytes::copy_from_slice(&buf[..n])).await {
+                    let _ = writer.abort().await;
+                    return Err(io_error(e));
+                }
+            }
+            use tokio::io::AsyncWriteExt;
+            if let Err(e) = writer.shutdown().await {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+            store.head(&key).await.map(meta_of).map_err(io_error)
+        })
+        .await
+    }
+
+    /// What a reader would see of `key`; `None` when there is no such object.
+    pub async fn head(&self, key: &str) -> io::Result<Option<ObjectMeta>> {
+        let (store, key) = (self.store.clone(), key_of(key));
+        self.on_runtime(async move {
+            match store.head(&key).await {
+                Ok(m) => Ok(Some(meta_of(m))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(io_error(e)),
+            }
+        })
+        .await
+    }
+
+    /// `len` bytes of `key` from `start`, as one GET streamed through a short queue: memory
+    /// stays flat however large the range and however slow the client. `None` when the object
+    /// is gone (replaced since its record was read): the GET has begun before this returns.
+    pub async fn read(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> io::Result<Option<impl Stream<Item = io::Result<Bytes>> + 'static>> {
+        let (store, key) = (self.store.clone(), key_of(key));
+        let options = GetOptions {
+            range: (len > 0).then_some(GetRange::Bounded(start..start + len)),
+            ..GetOptions::default()
+        };
+        let got = self
+            .on_runtime(async move { store.get_opts(&key, options).await })
+            .await;
+        let mut body = match got {
+            Ok(got) => got.into_stream(),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(GET_QUEUE);
+        self.runtime.spawn(async move {
+            while let Some(chunk) = body.next().await {
+                let failed = chunk.is_err();
+                if tx.send(chunk.map_err(io_error)).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Some(stream_of(rx)))
+    }
+
+    /// The size of `key`, `None` when there is no such object. Blocking.
+    pub fn size_blocking(&self, key: &str) -> io::Result<Option<u64>> {
+        let (bucket, key) = (self.clone(), key.to_string());
+        self.block(async move { bucket.head(&key).await.map(|m| m.map(|m| m.size)) })
+    }
+
+    /// Removes `key`; no error when it is already gone.
+    pub async fn delete(&self, key: &str) -> io::Result<()> {
+        let (store, key) = (self.store.clone(), key_of(key));
+        self.on_runtime(async move {
+            match store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(io_error(e)),
+            }
+        })
+        .await
+    }
+
+    /// `delete`, for blocking threads.
+    pub fn delete_blocking(&self, key: &str) -> io::Result<()> {
+        let (bucket, key) = (self.clone(), key.to_string());
+        self.block(async move { bucket.delete(&key).await })
+    }
+
+    /// Removes every object under `prefix/`. Blocking.
+    pub fn delete_under(&self, prefix: &str) -> io::Result<()> {
+        let (store, prefix) = (self.store.clone(), key_of(prefix));
+        self.block(async move {
+            let keys: Vec<_> = store
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(io_error)?;
+            for key in keys {
+                match store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every object in the bucket. Blocking.
+    pub fn list(&self) -> io::Result<Vec<Listed>> {
+        let store = self.store.clone();
+        self.block(async move {
+            store
+                .list(None)
+                .map_ok(|m| Listed {
+                    key: m.location.to_string(),
+                    size: m.size,
+                    modified: UNIX_EPOCH
+                        + Duration::from_secs(m.last_modified.timestamp().max(0) as u64),
+                })
+                .try_collect()
+                .await
+                .map_err(io_error)
+        })
+    }
+
+    /// The SHA-256 of `key`'s bytes, read as one stream. Blocking.
+    pub fn sha256_of(&self, key: &str) -> io::Result<String> {
+        let (store, key) = (self.store.clone(), key_of(key));
+        self.block(async move {
+            let mut body = store.get(&key).await.map_err(io_error)?.into_stream();
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            while let Some(chunk) = body.next().await {
+                digest.update(&chunk.map_err(io_error)?);
+            }
+            Ok(super::hex(digest.finish().as_ref()))
+        })
+    }
+
+    /// Moves `key` to `lost+found/KEY` (a copy, then the original removed): nothing is
+    /// deleted. Blocking.
+    pub fn to_lost_found(&self, key: &str) -> io::Result<String> {
+        let moved = format!("lost+found/{key}");
+        let (store, from, to) = (self.store.clone(), key_of(key), key_of(&moved));
+        self.block(async move {
+            store.copy(&from, &to).await.map_err(io_error)?;
+            store.delete(&from).await.map_err(io_error)
+        })?;
+        Ok(moved)
+    }
+}
+
+/// The key as flare names it. `Path::from` would percent-encode every byte outside ASCII (a
+/// file named `Été.webm` would be stored as `%C3%89t%C3%A9.webm`); names flare accepted
+/// (`names::check_path_name`) parse as they are.
+fn key_of(key: &str) -> Key {
+    Key::parse(key).unwrap_or_else(|_| Key::from(key))
+}
+
+/// A receiver as a stream, without another crate for the adapter.
+fn stream_of(
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+) -> impl Stream<Item = io::Result<Bytes>> + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+fn meta_of(m: object_store::ObjectMeta) -> ObjectMeta {
+    let secs = m.last_modified.timestamp().max(0) as u64;
+    ObjectMeta {
+        size: m.size,
+        modified: UNIX_EPOCH + Duration::from_secs(secs),
+        // Stores quote their entity tags; one that does not gets quotes, as HTTP wants.
+        etag: match m.e_tag {
+            Some(t) if t.starts_with('"') || t.starts_with("W/") => t,
+            Some(t) => format!("\"{t}\""),
+            None => format!("\"{:x}-{secs:x}\"", m.size),
+        },
+    }
+}

@@ -1,0 +1,68 @@
+//! Built without the `s3` feature: there is never a bucket (`Settings::resolve` refuses
+//! `[s3]`, and `Storage::bucket` is always `None`). The methods exist so that callers read the
+//! same either way; none is ever called.
+
+use bytes::Bytes;
+use std::io;
+use std::path::Path;
+
+use super::ObjectMeta;
+
+#[derive(Debug, Clone)]
+pub struct Bucket(());
+
+const NEVER: &str = "flare was built without the s3 feature";
+
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
+impl Bucket {
+    pub fn name(&self) -> &str {
+        unreachable!("{NEVER}")
+    }
+    pub fn composite_key(video_id: &str, sha256: &str, file_name: &str) -> String {
+        format!("{video_id}/composite/{sha256}/{file_name}")
+    }
+    pub fn public_url(&self, _: &str) -> Option<String> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn put_file(&self, _: &Path, _: &str) -> io::Result<ObjectMeta> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn head(&self, _: &str) -> io::Result<Option<ObjectMeta>> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn read(
+        &self,
+        _: &str,
+        _: u64,
+        _: u64,
+    ) -> io::Result<Option<futures_util::stream::Empty<io::Result<Bytes>>>> {
+        unreachable!("{NEVER}")
+    }
+    pub fn size_blocking(&self, _: &str) -> io::Result<Option<u64>> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn delete(&self, _: &str) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub fn delete_blocking(&self, _: &str) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub fn delete_under(&self, _: &str) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub fn list(&self) -> io::Result<Vec<Listed>> {
+        unreachable!("{NEVER}")
+    }
+    pub fn sha256_of(&self, _: &str) -> io::Result<String> {
+        unreachable!("{NEVER}")
+    }
+    pub fn to_lost_found(&self, _: &str) -> io::Result<String> {
+        unreachable!("{NEVER}")
+    }
+}

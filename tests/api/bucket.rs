@@ -1,0 +1,307 @@
+//! Objects in an S3-compatible bucket (`[s3]`), against s3s-fs: `.ci/run` starts it and sets
+//! `TEST_S3_ENDPOINT` and `TEST_S3_ROOT` (the folder it serves, whose subfolders are buckets).
+//! The rest of the suite runs in this mode too (`.ci/run`'s S3 stage); these tests check what
+//! only a bucket has. Built only with `--features s3`.
+
+use crate::helpers::{
+    data_dir_with_token, files_under, run_flare, sample, sha256_hex, stored_objects, test_bucket,
+    Node, TestApp,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The bucket folder of a server on `data`; these tests mean nothing without one.
+fn bucket_dir(data: &Path) -> PathBuf {
+    let (_, bucket) = test_bucket(data).expect(
+        "the bucket tests need s3s-fs: set TEST_S3_ENDPOINT and TEST_S3_ROOT (.ci/run does)",
+    );
+    PathBuf::from(std::env::var("TEST_S3_ROOT").unwrap()).join(bucket)
+}
+
+/// `check` until it holds, for at most 5 s: a replaced object goes a second after the commit.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within 5 s");
+}
+
+#[test]
+fn objects_live_in_the_bucket_and_a_replacement_or_a_delete_removes_them() {
+    let app = TestApp::spawn();
+    let bucket = bucket_dir(&app.data_dir());
+    let first = sample(3 << 20);
+    let (id, public) = app.upload("a.mp4", &first);
+    let stored = stored_objects(&app.data_dir());
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    // Named by the video, its digest and its file name, and holding exactly the bytes sent.
+    assert_eq!(
+        stored[0],
+        bucket.join(format!("{id}/composite/{}/a.mp4", sha256_hex(&first)))
+    );
+    assert!(std::fs::read(&stored[0]).unwrap() == first);
+    assert_eq!(
+        files_under(&app.data_dir().join("objects")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(app.temp_files_settled(), Vec::<PathBuf>::new());
+
+    // A new upload to the same video: served at once, and the old object goes.
+    let second = sample(1 << 20).repeat(2);
+    let p = app.presign(json!({ "videoId": id, "fileName": "a.mp4" }));
+    let res = app.put(p["uploadUrl"].as_str().unwrap(), "video/mp4", &second);
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(app.send("GET", &public, &[], b"").body == second);
+    eventually("the replaced object is removed", || {
+        stored_objects(&app.data_dir())
+            == [bucket.join(format!("{id}/composite/{}/a.mp4", sha256_hex(&second)))]
+    });
+
+    let res = app.api("DELETE", &format!("/api/video/{id}"), None);
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(app.send("GET", &public, &[], b"").status, 404);
+    eventually("a deleted video's objects are removed", || {
+        stored_objects(&app.data_dir()).is_empty()
+    });
+}
+
+#[test]
+fn ranges_and_conditionals_are_answered_from_the_bucket() {
+    let app = TestApp::spawn();
+    let body = sample(2 << 20);
+    let (_, public) = app.upload("talk.mp4", &body);
+    let full = app.send("GET", &public, &[], b"");
+    assert_eq!(full.status, 200);
+    assert!(full.body == body);
+    let etag = full.header("etag").unwrap().to_string();
+    let modified = full.header("last-modified").unwrap().to_string();
+    let part = app.send("GET", &public, &[("Range", "bytes=1000-1999")], b"");
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 1000-1999/{}", body.len()).as_str())
+    );
+    assert!(part.body == body[1000..2000]);
+    let head = app.send("HEAD", &public, &[], b"");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert!(head.body.is_empty());
+    let same = app.send("GET", &public, &[("If-None-Match", &etag)], b"");
+    assert_eq!(same.status, 304);
+    let other = app.send("GET", &public, &[("If-Match", "\"other\"")], b"");
+    assert_eq!(other.status, 412);
+    let past = app.send("GET", &public, &[("Range", "bytes=99999999-")], b"");
+    assert_eq!(past.status, 416);
+    assert_eq!(past.error_code(), "range-not-satisfiable");
+    let resumed = app.send(
+        "GET",
+        &public,
+        &[("Range", "bytes=0-9"), ("If-Range", &etag)],
+        b"",
+    );
+    assert_eq!(resumed.status, 206);
+    // The store sets the date, and two versions may share a second: a date never vouches for
+    // a range here, and the whole object is sent.
+    std::thread::sleep(Duration::from_millis(1100));
+    let by_date = app.send(
+        "GET",
+        &public,
+        &[("Range", "bytes=0-9"), ("If-Range", &modified)],
+        b"",
+    );
+    assert_eq!(by_date.status, 200);
+    assert!(by_date.body == body);
+}
+
+#[test]
+fn public_media_may_be_redirected_to_public_base_url_but_protected_media_never_is() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.s3.as_mut().unwrap().public_base_url = Some("http://cdn.example/videos/".into());
+    });
+    let body = sample(1000);
+    let (id, public) = app.upload("my talk.mp4", &body);
+    let res = app.send("GET", &public, &[], b"");
+    assert_eq!(res.status, 302);
+    assert_eq!(
+        res.header("location"),
+        Some(
+            format!(
+                "http://cdn.example/videos/{id}/composite/{}/my%20talk.mp4",
+                sha256_hex(&body)
+            )
+            .as_str()
+        )
+    );
+    let res = app.api(
+        "PATCH",
+        &format!("/api/video/update/{id}"),
+        Some(json!({ "password": "open sesame" })),
+    );
+    assert_eq!(res.status, 200);
+    let res = app.send("GET", &public, &[], b"");
+    assert_ne!(
+        res.status, 302,
+        "a protected video's object left through a redirect"
+    );
+    assert_eq!(res.error_code(), "password-required");
+}
+
+#[test]
+fn fsck_names_what_no_record_names_and_repair_moves_it_under_lost_found() {
+    let (_dir, data, token) = data_dir_with_token("bucket-fsck");
+    let auth = format!("Bearer {token}");
+    let bucket = bucket_dir(&data);
+    let node = Node::start(&data, &[]);
+    let (kept, _) = node.upload(&auth, "kept.mp4", &sample(5000));
+    let (lost, _) = node.upload(&auth, "lost.mp4", &sample(7000));
+    drop(node);
+    let clean: Value =
+        serde_json::from_slice(&run_flare(&data, &["fsck", "--verify", "--json"], &[]).stdout)
+            .unwrap();
+    assert_eq!(clean["problems"], json!([]), "{clean}");
+
+    // An object a crash left (written, never recorded) an hour ago, and one gone from the store.
+    let stray = bucket.join(format!("{kept}/composite/{}/old.mp4", "0".repeat(64)));
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"left by a crash").unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stray)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let gone = crate::helpers::object_in_bucket(&data, &lost, "lost.mp4").unwrap();
+    std::fs::remove_file(&gone).unwrap();
+
+    let out = run_flare(&data, &["fsck", "--json"], &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    let kinds = |r: &Value| -> Vec<(String, String)> {
+        let mut k: Vec<_> = r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["kind"].as_str().unwrap().to_string(),
+                    p["path"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    let name = bucket.file_name().unwrap().to_string_lossy().into_owned();
+    let lost_key = gone.strip_prefix(&bucket).unwrap().display().to_string();
+    let stray_key = stray.strip_prefix(&bucket).unwrap().display().to_string();
+    assert_eq!(
+        kinds(&report),
+        [
+            (
+                "missing-file".to_string(),
+                format!("s3://{name}/{lost_key}")
+            ),
+            (
+                "orphan-file".to_string(),
+                format!("s3://{name}/{stray_key}")
+            ),
+        ],
+        "{report}"
+    );
+
+    let out = run_flare(&data, &["fsck", "--repair", "--json"], &[]);
+    let repaired: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        repaired["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["repaired"] == true),
+        "{repaired}"
+    );
+    // Nothing that held bytes was deleted: the orphan is under lost+found/ in the bucket.
+    assert!(!stray.exists());
+    let moved = bucket.join("lost+found").join(&stray_key);
+    assert_eq!(std::fs::read(&moved).unwrap(), b"left by a crash");
+    let after: Value =
+        serde_json::from_slice(&run_flare(&data, &["fsck", "--verify", "--json"], &[]).stdout)
+            .unwrap();
+    assert_eq!(after["problems"], json!([]), "{after}");
+    // The video whose object was lost is pending again; the other still serves its bytes.
+    let node = Node::start(&data, &[]);
+    let v = node
+        .send(
+            "GET",
+            &format!("/api/video/{lost}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(v["video"]["status"], "pending", "{v}");
+    let ok = node.send(
+        "GET",
+        &format!("/media/{kept}/composite/kept.mp4"),
+        &[],
+        b"",
+    );
+    assert_eq!(ok.status, 200);
+    assert!(ok.body == sample(5000));
+}
+
+#[test]
+fn backups_and_bundles_are_refused_naming_the_bucket() {
+    let (dir, data, _) = data_dir_with_token("bucket-backup");
+    let bucket = bucket_dir(&data);
+    let name = bucket.file_name().unwrap().to_string_lossy().into_owned();
+    for args in [
+        vec!["backup", dir.path().join("b").to_str().unwrap()],
+        vec![
+            "export",
+            "--all",
+            dir.path().join("x.tar").to_str().unwrap(),
+        ],
+    ] {
+        let out = run_flare(&data, &args, &[]);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{name:?}")) && err.contains("rclone"),
+            "{err}"
+        );
+        assert!(!dir.path().join("b").exists() && !dir.path().join("x.tar").exists());
+    }
+}
+
+#[test]
+fn a_bucket_that_cannot_be_listed_stops_the_start_with_the_stores_words() {
+    let (_dir, data, _) = data_dir_with_token("bucket-bad");
+    let _ = bucket_dir(&data);
+    let out = run_flare(
+        &data,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("FLARE_S3_BUCKET", "no-such-bucket")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot list bucket \"no-such-bucket\""),
+        "{err}"
+    );
+    let out = run_flare(
+        &data,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("AWS_SECRET_ACCESS_KEY", "not-the-key")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot list bucket"), "{err}");
+    assert!(!err.contains("not-the-key"), "the secret was shown: {err}");
+}
