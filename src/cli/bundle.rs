@@ -444,6 +444,7 @@ fn add_video(app: &AppState, v: &BundledVideo, files: Vec<(String, String)>) -> 
                     media: r.media.clone(),
                     captions: None,
                     derived: None,
+                    object_key: None,
                 },
             )?;
             for cap in &v.captions {

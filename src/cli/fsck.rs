@@ -180,11 +180,11 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             video_id: v.id.clone(),
             file_name: name.clone(),
         };
-        // In a bucket the object's key carries its recorded digest (`storage::bucket`).
-        let in_bucket = app.storage.bucket().map(|b| {
-            let k = Bucket::composite_key(&v.id, v.sha256.as_deref().unwrap_or("-"), name);
-            (b, k)
-        });
+        // In a bucket, the record names the object's key.
+        let in_bucket = app
+            .storage
+            .bucket()
+            .map(|b| (b, v.object_key.clone().unwrap_or_default()));
         let path = match &in_bucket {
             Some((b, k)) => format!("s3://{}/{k}", b.name()),
             None => format!("objects/{}/composite/{}", v.id, name),
@@ -231,9 +231,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                         ProblemKind::Sha256Mismatch
                     };
                     let actual = digest.clone().unwrap_or_default();
-                    // A bucket's key names the recorded digest: recording another would lose
-                    // the object. It is reported for the uploader to send again.
-                    let repair = opts.repair && in_bucket.is_none();
+                    let repair = opts.repair;
                     if repair {
                         app.db
                             .blocking(|c| {
@@ -249,7 +247,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                             "recorded {recorded} bytes, sha256 {}; stored {size} bytes, sha256 {actual}; {}",
                             v.sha256.as_deref().unwrap_or("-"),
                             if in_bucket.is_some() {
-                                "upload it again (repair leaves objects in a bucket as they are)"
+                                "repair records what is in the bucket"
                             } else {
                                 "repair records what is on disk"
                             }
@@ -519,13 +517,7 @@ fn bucket_orphans(
     let named: HashSet<String> = videos
         .iter()
         .filter(|v| v.status == VideoStatus::Ready)
-        .filter_map(|v| {
-            Some(Bucket::composite_key(
-                &v.id,
-                v.sha256.as_deref()?,
-                v.object_name.as_deref()?,
-            ))
-        })
+        .filter_map(|v| v.object_key.clone())
         .collect();
     let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
     let listed = bucket

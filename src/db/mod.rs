@@ -194,6 +194,11 @@ INSERT INTO signed_until (id, until_ms) VALUES (1, 0);
     r#"
 ALTER TABLE publications ADD COLUMN replaced_key TEXT;
 "#,
+    // With objects in a bucket, where the video's object is: a key of its upload's own, so
+    // that no upload overwrites another's object.
+    r#"
+ALTER TABLE videos ADD COLUMN object_key TEXT;
+"#,
 ];
 
 /// The schema version this flare migrates a database to.

@@ -72,6 +72,8 @@ pub struct VideoRow {
     pub captions: Option<String>,
     /// Posters, renditions and their jobs (`db::jobs::Derived`) as JSON; `None` when none.
     pub derived: Option<String>,
+    /// With `[s3]`: the object's key in the bucket (`storage::Bucket::object_key`).
+    pub object_key: Option<String>,
 }
 
 /// The columns `from_row` reads, in its order; a macro, so statements are built at compile time.
@@ -79,7 +81,7 @@ macro_rules! columns {
     () => {
         "id, title, file_name, source, width, height, duration, status, object_name, \
          size, content_type, sha256, password_hash, embed_settings, created_at, updated_at, seq, \
-         media, captions, derived"
+         media, captions, derived, object_key"
     };
 }
 
@@ -105,6 +107,7 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
         media: r.get(17)?,
         captions: r.get(18)?,
         derived: r.get(19)?,
+        object_key: r.get(20)?,
     })
 }
 
@@ -255,6 +258,8 @@ pub(crate) struct Stored<'a> {
     pub duration: Option<f64>,
     pub width: Option<f64>,
     pub height: Option<f64>,
+    /// With `[s3]`: where the object is in the bucket.
+    pub object_key: Option<&'a str>,
 }
 
 pub(crate) fn mark_ready(
@@ -268,7 +273,7 @@ pub(crate) fn mark_ready(
         "UPDATE videos SET status = 'ready', object_name = ?2, file_name = ?2, size = ?3,
          content_type = ?4, sha256 = ?5, updated_at = ?6, media = ?7,
          duration = COALESCE(duration, ?8), width = COALESCE(width, ?9),
-         height = COALESCE(height, ?10) WHERE id = ?1",
+         height = COALESCE(height, ?10), object_key = ?11 WHERE id = ?1",
         params![
             id,
             s.object_name,
@@ -279,7 +284,8 @@ pub(crate) fn mark_ready(
             s.media,
             s.duration,
             s.width,
-            s.height
+            s.height,
+            s.object_key
         ],
     )?;
     Ok(())
@@ -297,7 +303,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
 pub(crate) fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
     super::exec(conn,
         "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
-         sha256 = NULL, media = NULL, updated_at = ?2 WHERE id = ?1",
+         sha256 = NULL, media = NULL, object_key = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now],
     )?;
     Ok(())

@@ -544,16 +544,13 @@ where
     }
     app.sessions.forget(&grant.upload_id);
     let sha256 = crate::storage::hex(appended.hasher.finish().as_ref());
-    let meta = publish(
-        app,
-        grant,
-        Storage::part_name(&grant.upload_id),
-        offset,
-        sha256.clone(),
-        (),
-        |()| {},
-    )
-    .await?;
+    let arrived = crate::domain::uploads::Arrived {
+        temp_name: Storage::part_name(&grant.upload_id),
+        size: offset,
+        sha256: sha256.clone(),
+        streamed: None,
+    };
+    let meta = publish(app, grant, arrived, (), |()| {}).await?;
     state.complete = true;
     state.length = Some(offset);
     state.published = Some(Received {

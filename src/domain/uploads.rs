@@ -293,16 +293,41 @@ where
         .writer()
         .await
         .map_err(|e| ApiError::from_io("creating a temp file", e))?;
+    // With a bucket, the body also streams into the object's own key as it arrives.
+    let mut to_bucket = app.storage.bucket().map(|bucket| {
+        // Its own for this attempt: two PUTs racing on one URL write two objects, one published.
+        let attempt = crate::ids::random_id(&app.rng, "put-", 16);
+        let key = Bucket::object_key(&grant.video_id, &attempt, &grant.file_name);
+        (bucket.writer(&key), key)
+    });
     let idle = app.settings.upload_idle_timeout;
-    if let Err(e) = stream_body(&grant, &mut writer, &mut body, idle).await {
+    let streamed = stream_body(
+        &grant,
+        &mut writer,
+        to_bucket.as_mut().map(|(w, _)| w),
+        &mut body,
+        idle,
+    )
+    .await;
+    if let Err(e) = streamed {
         writer.abort().await;
         crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e).await;
         return Err(e);
     }
-    let staged = match writer.finish().await {
-        Ok(staged) => staged,
+    let finished = match writer.finish().await {
+        Ok(staged) => match to_bucket {
+            Some((bucket_writer, key)) => bucket_writer
+                .finish()
+                .await
+                .map(|meta| (staged, Some((key, meta))))
+                .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e)),
+            None => Ok((staged, None)),
+        },
+        Err(e) => Err(ApiError::from_io("finishing an upload", e)),
+    };
+    let (staged, streamed) = match finished {
+        Ok(done) => done,
         Err(e) => {
-            let e = ApiError::from_io("finishing an upload", e);
             crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e)
                 .await;
             return Err(e);
@@ -312,22 +337,30 @@ where
 
     // 5. Publish (the record first, then the file).
     let temp_name = staged.temp_name();
-    let meta = publish(
-        app,
-        &grant,
+    let arrived = Arrived {
         temp_name,
         size,
-        sha256.clone(),
-        staged,
-        Staged::keep,
-    )
-    .await?;
+        sha256: sha256.clone(),
+        streamed,
+    };
+    let meta = publish(app, &grant, arrived, staged, Staged::keep).await?;
     Ok(Received {
         size,
         sha256,
         public_url: public_url(app, &grant.video_id, &grant.file_name),
         meta,
     })
+}
+
+/// What arrived of an upload, to publish.
+pub(crate) struct Arrived {
+    /// The staged file in `tmp/`.
+    pub temp_name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// With a bucket: the key and the object it was streamed to as it arrived (a PUT); `None`
+    /// copies the staged file there first (a resumable upload).
+    pub streamed: Option<(String, ObjectMeta)>,
 }
 
 /// Publishes a staged file (`tmp/TEMP_NAME`: a PUT's temp file or a resumable session's part
@@ -342,12 +375,16 @@ where
 pub(crate) async fn publish<G: Send + 'static>(
     app: &AppState,
     grant: &UploadGrant,
-    temp_name: String,
-    size: u64,
-    sha256: String,
+    arrived: Arrived,
     guard: G,
     keep: fn(G),
 ) -> Result<ObjectMeta, ApiError> {
+    let Arrived {
+        temp_name,
+        size,
+        sha256,
+        streamed,
+    } = arrived;
     // What the object is, read from its headers before the record that makes it ready.
     let media = {
         let (storage, name) = (app.storage.clone(), temp_name.clone());
@@ -370,22 +407,24 @@ pub(crate) async fn publish<G: Send + 'static>(
         video_id: grant.video_id.clone(),
         file_name: grant.file_name.clone(),
     };
-    // With a bucket, the object is written there whole before the record names it: at a key of
-    // its own content, which no other upload overwrites.
-    let bucket_key = Bucket::composite_key(&grant.video_id, &sha256, &grant.file_name);
-    let in_bucket = match app.storage.bucket() {
-        Some(bucket) => Some(
-            bucket
-                .put_file(&app.storage.temp_path(&temp_name), &bucket_key)
+    // With a bucket, the object is there whole before the record names it, at a key of its
+    // own upload that no other upload writes: streamed while the body came (a PUT), or copied
+    // from the staged file now (a resumable upload's parts).
+    let (bucket_key, in_bucket) = match (app.storage.bucket(), streamed) {
+        (Some(_), Some((key, meta))) => (key, Some(meta)),
+        (Some(bucket), None) => {
+            let key = Bucket::object_key(&grant.video_id, &temp_name, &grant.file_name);
+            let meta = bucket
+                .put_file(&app.storage.temp_path(&temp_name), &key)
                 .await
-                .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?,
-        ),
-        None => None,
+                .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?;
+            (key, Some(meta))
+        }
+        (None, _) => (String::new(), None),
     };
     let committed = grant.clone();
     let staged_name = temp_name.clone();
-    let in_bucket_too = in_bucket.is_some();
-    let bucket_key_committed = bucket_key.clone();
+    let bucket_key_committed = in_bucket.as_ref().map(|_| bucket_key.clone());
     let publication = {
         let temp_name = temp_name.clone();
         move |conn: &mut Connection| {
@@ -393,15 +432,7 @@ pub(crate) async fn publish<G: Send + 'static>(
             check_open(conn, &committed, now)?;
             let before = db::videos::get(conn, &committed.video_id)?;
             let replaces = before.as_ref().and_then(|v| v.object_name.clone());
-            let replaced_in_bucket = before
-                .and_then(|v| {
-                    Some(Bucket::composite_key(
-                        &v.id,
-                        v.sha256.as_deref()?,
-                        v.object_name.as_deref()?,
-                    ))
-                })
-                .filter(|old| *old != bucket_key_committed);
+            let replaced_in_bucket = before.and_then(|v| v.object_key);
             db::uploads::spend(conn, &row_of(&committed)?, now)?;
             db::videos::mark_ready(
                 conn,
@@ -415,6 +446,7 @@ pub(crate) async fn publish<G: Send + 'static>(
                     duration: media.duration,
                     width: media.width.map(f64::from),
                     height: media.height.map(f64::from),
+                    object_key: bucket_key_committed.as_deref(),
                 },
                 now,
             )?;
@@ -425,7 +457,7 @@ pub(crate) async fn publish<G: Send + 'static>(
                     video_id: committed.video_id.clone(),
                     object_name: committed.file_name.clone(),
                     replaces: replaces.clone(),
-                    replaced_key: replaced_in_bucket.clone().filter(|_| in_bucket_too),
+                    replaced_key: replaced_in_bucket.clone(),
                 },
             )?;
             // The old object's posters and renditions no longer describe it.
@@ -475,7 +507,7 @@ pub(crate) async fn publish<G: Send + 'static>(
     let (meta, replaced_in_bucket) = match published {
         Ok(done) => done,
         Err(e) => {
-            forget_unpublished(app, &grant.video_id, &bucket_key).await;
+            forget_unpublished(app, &bucket_key).await;
             return Err(e);
         }
     };
@@ -486,10 +518,10 @@ pub(crate) async fn publish<G: Send + 'static>(
             // A reader that read the old record a moment ago may be about to GET the old
             // object: it is removed a little later, then the journal row that names it (a
             // crash before that is finished at the next start).
-            let (bucket, db, id) = (bucket.clone(), app.db.clone(), grant.video_id.clone());
+            let (bucket, db) = (bucket.clone(), app.db.clone());
             actix_web::rt::spawn(async move {
                 tokio::time::sleep(REPLACED_GRACE).await;
-                remove_replaced(&bucket, &db, &id, &old).await;
+                remove_replaced(&bucket, &old).await;
                 clear_journal(&db, temp_name).await;
             });
         }
@@ -508,25 +540,8 @@ pub(crate) async fn publish<G: Send + 'static>(
 /// How long an object replaced in a bucket stays readable after its replacement's commit.
 const REPLACED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Removes a replaced object from the bucket, unless the record names it again (the same
-/// bytes uploaded anew meanwhile).
-async fn remove_replaced(bucket: &Bucket, db: &db::Db, video_id: &str, old: &str) {
-    let id = video_id.to_string();
-    let current = db
-        .read::<_, ApiError, _>(move |c| Ok(db::videos::get(c, &id)?))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| {
-            Some(Bucket::composite_key(
-                &v.id,
-                v.sha256.as_deref()?,
-                v.object_name.as_deref()?,
-            ))
-        });
-    if current.as_deref() == Some(old) {
-        return;
-    }
+/// Removes a replaced object from the bucket (keys are never reused: nothing else names it).
+async fn remove_replaced(bucket: &Bucket, old: &str) {
     if let Err(e) = bucket.delete(old).await {
         log::warn!("could not remove a replaced object from the S3 bucket: {e}");
     }
@@ -542,27 +557,9 @@ async fn clear_journal(db: &db::Db, temp_name: String) {
 }
 
 /// After a publication that did not commit (the URL was spent meanwhile, say): removes what
-/// it wrote to the bucket, unless the video's record names that very object (another upload
-/// of the same bytes won).
-async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
-    let Some(bucket) = app.storage.bucket() else {
-        return;
-    };
-    let id = video_id.to_string();
-    let named = app
-        .db
-        .read::<_, ApiError, _>(move |c| Ok(db::videos::get(c, &id)?))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| {
-            Some(Bucket::composite_key(
-                &v.id,
-                v.sha256.as_deref()?,
-                v.object_name.as_deref()?,
-            ))
-        });
-    if named.as_deref() != Some(bucket_key) {
+/// it wrote to the bucket, which nothing names.
+async fn forget_unpublished(app: &AppState, bucket_key: &str) {
+    if let Some(bucket) = app.storage.bucket().filter(|_| !bucket_key.is_empty()) {
         if let Err(e) = bucket.delete(bucket_key).await {
             log::warn!("could not remove an unpublished object from the S3 bucket: {e}");
         }
@@ -573,6 +570,7 @@ async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
 async fn stream_body<S>(
     grant: &UploadGrant,
     writer: &mut ObjectWriter,
+    mut to_bucket: Option<&mut crate::storage::BucketWriter>,
     body: &mut S,
     idle: std::time::Duration,
 ) -> Result<(), ApiError>
@@ -607,6 +605,12 @@ where
         })?;
         if writer.written() + chunk.len() as u64 > grant.limit {
             return Err(too_large(grant));
+        }
+        if let Some(bucket) = to_bucket.as_deref_mut() {
+            bucket
+                .put(chunk.clone())
+                .await
+                .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e))?;
         }
         writer
             .write(chunk)

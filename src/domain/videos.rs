@@ -74,6 +74,7 @@ pub async fn create(app: &AppState, new: NewVideo) -> Result<VideoRow, ApiError>
         media: None,
         captions: None,
         derived: None,
+        object_key: None,
         created_at: now,
         updated_at: now,
         seq: 0,

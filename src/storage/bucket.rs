@@ -1,7 +1,8 @@
 //! Objects in an S3-compatible bucket (`[s3]`, cargo feature `s3`), through object_store.
 //!
-//! Keys: `VIDEO_ID/composite/SHA256/FILE`. An object is written whole at a key named by its
-//! own content before the record that names it is committed, and is never written again, so a
+//! Keys: `VIDEO_ID/composite/UPLOAD/FILE`, where UPLOAD is the staged upload's own name. An
+//! object is written whole at a key of its own (streamed in parts while the body arrives) before
+//! the record that names it (`videos.object_key`) is committed, and is never written again, so a
 //! reader never sees part of one, two uploads racing for one video never overwrite each other,
 //! and the record alone says which object is public. What a crash leaves (an object written but
 //! never recorded, an old one not yet removed) is an object no record names, which `flare fsck`
@@ -29,8 +30,10 @@ use crate::config::S3Settings;
 /// `PART * (CONCURRENCY + 1)` in memory, whatever its size.
 const PART: usize = 8 << 20;
 const CONCURRENCY: usize = 2;
-/// Chunks of a GET waiting for a slow client: the rest waits in the store.
+/// Chunks of a GET waiting for a slow client, of about `GET_CHUNK` bytes each: the rest waits
+/// in the store.
 const GET_QUEUE: usize = 4;
+const GET_CHUNK: usize = 256 << 10;
 
 #[derive(Clone)]
 pub struct Bucket {
@@ -43,6 +46,71 @@ pub struct Bucket {
 impl std::fmt::Debug for Bucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bucket").field("name", &self.name).finish()
+    }
+}
+
+/// An object being written while its bytes arrive (`Bucket::writer`). Dropped without
+/// `finish`, the parts sent are abandoned and no object appears.
+pub struct BucketWriter {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    #[allow(clippy::type_complexity)]
+    task: Option<tokio::task::JoinHandle<io::Result<(BufWriter, Arc<AmazonS3>, Key)>>>,
+    runtime: Arc<Runtime>,
+}
+
+impl BucketWriter {
+    /// Queues a chunk; waits when the store is slower than the sender.
+    pub async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(chunk).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writing task stopped: its error says why.
+        self.tx = None;
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(io::Error::other("the S3 upload stopped")),
+            },
+            None => Err(io::Error::other("the S3 upload stopped")),
+        }
+    }
+
+    /// Sends the last part and completes the object; what a reader will see of it.
+    pub async fn finish(mut self) -> io::Result<ObjectMeta> {
+        self.tx = None;
+        let task = self.task.take().expect("finish once");
+        let (mut writer, store, key) = task
+            .await
+            .map_err(|_| io::Error::other("the S3 upload task failed"))??;
+        self.runtime
+            .spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                if let Err(e) = writer.shutdown().await {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+                store.head(&key).await.map(meta_of).map_err(io_error)
+            })
+            .await
+            .map_err(|_| io::Error::other("the S3 upload task failed"))?
+    }
+}
+
+impl Drop for BucketWriter {
+    fn drop(&mut self) {
+        // Unfinished: the task sees its queue close and is told to abort.
+        if let Some(task) = self.task.take() {
+            self.tx = None;
+            self.runtime.spawn(async move {
+                if let Ok(Ok((mut writer, _, _))) = task.await {
+                    let _ = writer.abort().await;
+                }
+            });
+        }
     }
 }
 
@@ -166,9 +234,36 @@ impl Bucket {
         self.runtime.spawn(f).await.expect("an S3 task panicked")
     }
 
-    /// Where the object of this content lives.
-    pub fn composite_key(video_id: &str, sha256: &str, file_name: &str) -> String {
-        format!("{video_id}/composite/{sha256}/{file_name}")
+    /// Where the object of one upload lives: `upload` is its staged file's name, unique.
+    pub fn object_key(video_id: &str, upload: &str, file_name: &str) -> String {
+        format!(
+            "{video_id}/composite/{}/{file_name}",
+            upload.replace('/', "-")
+        )
+    }
+
+    /// Starts writing `key` in parts while the bytes arrive (`BucketWriter::put`): memory stays
+    /// at most `PART * (CONCURRENCY + 1)` plus a short queue, and the object appears whole at
+    /// `finish`, or never.
+    pub fn writer(&self, key: &str) -> BucketWriter {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let (store, key) = (self.store.clone(), key_of(key));
+        let task = self.runtime.spawn(async move {
+            let mut writer = BufWriter::with_capacity(store.clone(), key.clone(), PART)
+                .with_max_concurrency(CONCURRENCY);
+            while let Some(chunk) = rx.recv().await {
+                if let Err(e) = writer.put(chunk).await {
+                    let _ = writer.abort().await;
+                    return Err(io_error(e));
+                }
+            }
+            Ok::<_, io::Error>((writer, store, key))
+        });
+        BucketWriter {
+            tx: Some(tx),
+            task: Some(task),
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// `public_base_url/KEY`, when public media is to be fetched from there.
@@ -262,11 +357,26 @@ impl Bucket {
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(GET_QUEUE);
         self.runtime.spawn(async move {
+            // The client hands over small pieces; larger ones cost the response fewer hops.
+            let mut pending = bytes::BytesMut::new();
             while let Some(chunk) = body.next().await {
-                let failed = chunk.is_err();
-                if tx.send(chunk.map_err(io_error)).await.is_err() || failed {
-                    return;
+                match chunk {
+                    Ok(c) => {
+                        pending.extend_from_slice(&c);
+                        if pending.len() >= GET_CHUNK
+                            && tx.send(Ok(pending.split().freeze())).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(io_error(e))).await;
+                        return;
+                    }
                 }
+            }
+            if !pending.is_empty() {
+                let _ = tx.send(Ok(pending.freeze())).await;
             }
         });
         Ok(Some(stream_of(rx)))

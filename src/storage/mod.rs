@@ -29,7 +29,7 @@ mod part;
 mod read;
 mod write;
 
-pub use bucket::Bucket;
+pub use bucket::{Bucket, BucketWriter};
 pub(crate) use part::PARTS_DIR;
 pub use read::is_cached;
 pub(crate) use read::{cache_probe, load_into_cache, CacheProbe, FileChunks};
@@ -93,6 +93,9 @@ impl Storage {
 
     /// As `open`, with the objects in `bucket`.
     pub fn with_bucket(mut self, bucket: Option<Bucket>) -> Storage {
+        // A staged upload is not what is kept: the bucket's copy is, and its durability is the
+        // store's. Syncing the staging file would only slow the upload.
+        self.sync &= bucket.is_none();
         self.bucket = bucket;
         self
     }

@@ -24,8 +24,11 @@ impl Bucket {
     pub fn name(&self) -> &str {
         unreachable!("{NEVER}")
     }
-    pub fn composite_key(video_id: &str, sha256: &str, file_name: &str) -> String {
-        format!("{video_id}/composite/{sha256}/{file_name}")
+    pub fn object_key(video_id: &str, upload: &str, file_name: &str) -> String {
+        format!("{video_id}/composite/{upload}/{file_name}")
+    }
+    pub fn writer(&self, _: &str) -> BucketWriter {
+        unreachable!("{NEVER}")
     }
     pub fn public_url(&self, _: &str) -> Option<String> {
         unreachable!("{NEVER}")
@@ -63,6 +66,17 @@ impl Bucket {
         unreachable!("{NEVER}")
     }
     pub fn to_lost_found(&self, _: &str) -> io::Result<String> {
+        unreachable!("{NEVER}")
+    }
+}
+
+pub struct BucketWriter(());
+
+impl BucketWriter {
+    pub async fn put(&mut self, _: Bytes) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn finish(self) -> io::Result<ObjectMeta> {
         unreachable!("{NEVER}")
     }
 }

@@ -4,8 +4,7 @@
 //! only a bucket has. Built only with `--features s3`.
 
 use crate::helpers::{
-    data_dir_with_token, files_under, run_flare, sample, sha256_hex, stored_objects, test_bucket,
-    Node, TestApp,
+    data_dir_with_token, files_under, run_flare, sample, stored_objects, test_bucket, Node, TestApp,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -38,10 +37,11 @@ fn objects_live_in_the_bucket_and_a_replacement_or_a_delete_removes_them() {
     let (id, public) = app.upload("a.mp4", &first);
     let stored = stored_objects(&app.data_dir());
     assert_eq!(stored.len(), 1, "{stored:?}");
-    // Named by the video, its digest and its file name, and holding exactly the bytes sent.
-    assert_eq!(
-        stored[0],
-        bucket.join(format!("{id}/composite/{}/a.mp4", sha256_hex(&first)))
+    // Under the video, at a key of its upload's own, and holding exactly the bytes sent.
+    let first_key = stored[0].strip_prefix(&bucket).unwrap().to_path_buf();
+    assert!(
+        first_key.starts_with(format!("{id}/composite")) && first_key.ends_with("a.mp4"),
+        "{first_key:?}"
     );
     assert!(std::fs::read(&stored[0]).unwrap() == first);
     assert_eq!(
@@ -57,8 +57,8 @@ fn objects_live_in_the_bucket_and_a_replacement_or_a_delete_removes_them() {
     assert_eq!(res.status, 200, "{}", res.text());
     assert!(app.send("GET", &public, &[], b"").body == second);
     eventually("the replaced object is removed", || {
-        stored_objects(&app.data_dir())
-            == [bucket.join(format!("{id}/composite/{}/a.mp4", sha256_hex(&second)))]
+        let now = stored_objects(&app.data_dir());
+        now.len() == 1 && now[0] != stored[0] && std::fs::read(&now[0]).unwrap() == second
     });
 
     let res = app.api("DELETE", &format!("/api/video/{id}"), None);
@@ -133,9 +133,13 @@ fn public_media_may_be_redirected_to_public_base_url_but_protected_media_never_i
         res.header("location"),
         Some(
             format!(
-                "http://cdn.example/videos/{id}/composite/{}/my%20talk.mp4",
-                sha256_hex(&body)
+                "http://cdn.example/videos/{}",
+                stored_objects(&app.data_dir())[0]
+                    .strip_prefix(bucket_dir(&app.data_dir()))
+                    .unwrap()
+                    .display()
             )
+            .replace(' ', "%20")
             .as_str()
         )
     );
@@ -168,7 +172,7 @@ fn fsck_names_what_no_record_names_and_repair_moves_it_under_lost_found() {
     assert_eq!(clean["problems"], json!([]), "{clean}");
 
     // An object a crash left (written, never recorded) an hour ago, and one gone from the store.
-    let stray = bucket.join(format!("{kept}/composite/{}/old.mp4", "0".repeat(64)));
+    let stray = bucket.join(format!("{kept}/composite/put-left-by-a-crash/old.mp4"));
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"left by a crash").unwrap();
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
@@ -304,4 +308,100 @@ fn a_bucket_that_cannot_be_listed_stops_the_start_with_the_stores_words() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot list bucket"), "{err}");
     assert!(!err.contains("not-the-key"), "the secret was shown: {err}");
+}
+
+/// An s3s-fs of this test's own (the binary `tests/s3.sh` installs), so that what it holds
+/// beside its buckets (multipart uploads in progress: `.upload_id-…` files) is this test's
+/// alone. Killed with the guard. (guard, folder, endpoint)
+fn own_store() -> (KillOnDrop, tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", &std::env::var("AWS_ACCESS_KEY_ID").unwrap()])
+        .args([
+            "--secret-key",
+            &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        ])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("s3s-fs on PATH (tests/s3.sh installs it)");
+    let guard = KillOnDrop(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::create_dir(root.path().join("videos")).unwrap();
+    (guard, root, format!("http://127.0.0.1:{port}"))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_upload_refused_midway_leaves_no_object_and_no_open_upload_in_the_store() {
+    let (_store, root, endpoint) = own_store();
+    let app = TestApp::spawn_with(|raw| {
+        raw.upload_idle_timeout = Some("1s".into());
+        raw.s3 = Some(flare::config::RawS3 {
+            endpoint: Some(endpoint),
+            bucket: Some("videos".into()),
+            ..Default::default()
+        });
+    });
+    let in_store = || files_under(root.path());
+    let id = app.create_video("big.mp4");
+    let p = app.presign(json!({ "videoId": id, "fileName": "big.mp4" }));
+    // 12 MiB of a promised 20, then silence: cut off after 1 s, by when a first 8 MiB part is
+    // in the store.
+    let url = app.local(p["uploadUrl"].as_str().unwrap());
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    use std::io::Write;
+    write!(
+        s,
+        "PUT {url} HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\nContent-Length: {}\r\n\r\n",
+        20 << 20
+    )
+    .unwrap();
+    s.write_all(&sample(12 << 20)).unwrap();
+    let parts_seen = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        !in_store().is_empty()
+    });
+    assert!(parts_seen, "no multipart upload began in the store");
+    let res = crate::helpers::read_response(&mut s);
+    assert_eq!(res.status, 408, "{}", res.text());
+    eventually("the cut upload's multipart upload is aborted", || {
+        in_store().is_empty()
+    });
+    assert_eq!(
+        app.send("GET", &format!("/media/{id}/composite/big.mp4"), &[], b"")
+            .status,
+        404
+    );
+    // The URL was not spent: the same upload, within the ceiling, goes through.
+    let body = sample(10 << 20);
+    let res = app.put(p["uploadUrl"].as_str().unwrap(), "video/mp4", &body);
+    assert_eq!(res.status, 200, "{}", res.text());
+    let stored: Vec<_> = in_store()
+        .into_iter()
+        .filter(|p| p.starts_with(root.path().join("videos")))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(std::fs::read(&stored[0]).unwrap() == body);
 }

@@ -95,8 +95,7 @@ async fn from_bucket(
             }
         }
         let protected = video.password_hash.is_some();
-        let sha256 = video.sha256.as_deref().ok_or_else(not_found)?;
-        let key = Bucket::composite_key(&video.id, sha256, file_name);
+        let key = video.object_key.clone().ok_or_else(not_found)?;
         if let Some(url) = bucket.public_url(&key).filter(|_| !protected) {
             // The store (a website endpoint, a CDN) answers Range and conditionals itself.
             return Ok(HttpResponse::Found()
