@@ -110,6 +110,37 @@ fn run(cli: Cli) -> Result<bool, String> {
             );
             Ok(true)
         }
+        Command::MigrateStore { json } => {
+            let app = flare::state::AppState::open(settings, None)?;
+            let s = flare::cli::migrate::migrate_store(&app)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "copied {} videos' objects ({} bytes, each checked) into bucket {:?}; {} were \
+                     there already{}",
+                    s.copied,
+                    s.bytes,
+                    s.bucket,
+                    s.already,
+                    if s.failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} failed: {}", s.failed.len(), s.failed.join("; "))
+                    }
+                );
+                if s.copied + s.already > 0 && s.failed.is_empty() {
+                    println!(
+                        "the files under objects/ are no longer read: remove them once you have \
+                         checked the videos (flare fsck --verify)"
+                    );
+                }
+            }
+            Ok(s.failed.is_empty())
+        }
         Command::Import { file } => {
             let app = flare::state::AppState::open(settings, None)?;
             let s = flare::cli::bundle::import(&app, &file)?;

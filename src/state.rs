@@ -98,6 +98,18 @@ impl AppState {
             settings.media_jobs = 0;
             settings.sendfile = false;
         }
+        if bucket.is_some() && serving {
+            let on_disk = db
+                .blocking(|c| crate::db::videos::count_not_in_bucket(c))
+                .map_err(|e| format!("cannot read the database: {e}"))?;
+            if on_disk > 0 {
+                log::warn!(
+                    "{on_disk} ready video(s) have their objects in {}, not in the bucket: they \
+                     answer 404 until `flare migrate-store` copies them",
+                    data_dir.join("objects").display()
+                );
+            }
+        }
         let storage = Storage::open(&data_dir, settings.sync_uploads)
             .map_err(|e| format!("cannot prepare storage in {}: {e}", data_dir.display()))?
             .with_bucket(bucket);

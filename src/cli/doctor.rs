@@ -44,6 +44,38 @@ fn check(name: &'static str, status: Status, detail: String, fix: Option<String>
     }
 }
 
+/// Whether the bucket of `[s3]` answers a listing with the credentials given.
+#[cfg(feature = "s3")]
+fn bucket_check(s3: &crate::config::S3Settings) -> Check {
+    match crate::storage::Bucket::open(s3) {
+        Ok(_) => check(
+            "S3 bucket",
+            Status::Ok,
+            format!(
+                "bucket {:?} at {} answers with the credentials given",
+                s3.bucket,
+                s3.endpoint.as_deref().unwrap_or("AWS")
+            ),
+            None,
+        ),
+        Err(e) => check(
+            "S3 bucket",
+            Status::Fail,
+            e,
+            Some(
+                "check [s3] endpoint, region and bucket, and AWS_ACCESS_KEY_ID / \
+                 AWS_SECRET_ACCESS_KEY (the key needs read, write and list on the bucket)"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn bucket_check(_: &crate::config::S3Settings) -> Check {
+    unreachable!("settings with [s3] are refused without the s3 feature")
+}
+
 /// Runs every check; changes nothing.
 pub fn doctor(settings: &Settings) -> Report {
     let data = &settings.data_dir;
@@ -201,6 +233,11 @@ pub fn doctor(settings: &Settings) -> Report {
         Ok(m) if m.len() != 32 => checks.push(check("signing key", Status::Fail, format!("signing.key has {} bytes, not 32", m.len()), Some("restore it from a backup".into()))),
         Ok(_) => checks.push(check("signing key", Status::Ok, "present, mode 600".into(), None)),
     }
+    }
+
+    // The bucket, when objects live in one.
+    if let Some(s3) = &settings.s3 {
+        checks.push(bucket_check(s3));
     }
 
     // The server and its URL.

@@ -37,6 +37,8 @@ pub enum ProblemKind {
     OrphanPart,
     /// A poster or rendition the record names whose file is gone or has another size.
     AssetMissing,
+    /// With a bucket: a ready video whose object is still under `objects/`.
+    NotInBucket,
 }
 
 impl std::fmt::Display for ProblemKind {
@@ -181,6 +183,18 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             file_name: name.clone(),
         };
         // In a bucket, the record names the object's key.
+        if let (Some(_), None) = (app.storage.bucket(), &v.object_key) {
+            report.problems.push(problem(
+                ProblemKind::NotInBucket,
+                Some(&v.id),
+                Some(&format!("objects/{}/composite/{}", v.id, name)),
+                "the object is on this disk, not in the bucket, and is not served: copy it with \
+                 flare migrate-store"
+                    .into(),
+                false,
+            ));
+            continue;
+        }
         let in_bucket = app
             .storage
             .bucket()

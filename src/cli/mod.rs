@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod commands;
 pub mod doctor;
 pub mod fsck;
+pub mod migrate;
 pub mod upload;
 pub mod webhook;
 
@@ -54,6 +55,15 @@ pub enum Command {
         /// Fix what can be fixed without losing data: orphans move to DATA_DIR/lost+found.
         #[arg(long)]
         repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the objects of this data folder's videos into the S3 bucket of [s3], each checked
+    /// against its recorded SHA-256 on the way, so that a site moves to a bucket without
+    /// uploading anything again. Resumable: run it again after a stop, and videos already in the
+    /// bucket are skipped. The files in objects/ are left where they are.
+    MigrateStore {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

@@ -291,6 +291,31 @@ pub(crate) fn mark_ready(
     Ok(())
 }
 
+/// Names where a video's object is in the bucket (`flare migrate-store`), if it is still
+/// the object recorded with this digest.
+pub(crate) fn set_object_key(
+    conn: &Connection,
+    id: &str,
+    sha256: &str,
+    key: &str,
+) -> rusqlite::Result<bool> {
+    let n = super::exec(
+        conn,
+        "UPDATE videos SET object_key = ?3 WHERE id = ?1 AND status = 'ready' AND sha256 = ?2",
+        params![id, sha256, key],
+    )?;
+    Ok(n > 0)
+}
+
+/// Ready videos whose record names no bucket key: their objects are on this disk.
+pub(crate) fn count_not_in_bucket(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM videos WHERE status = 'ready' AND object_key IS NULL",
+        [],
+        |r| r.get(0),
+    )
+}
+
 /// Every video row, deleting ones included, for `fsck`.
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
     let mut stmt =

@@ -415,7 +415,7 @@ pub(crate) async fn publish<G: Send + 'static>(
         (Some(bucket), None) => {
             let key = Bucket::object_key(&grant.video_id, &temp_name, &grant.file_name);
             let meta = bucket
-                .put_file(&app.storage.temp_path(&temp_name), &key)
+                .put_file(&app.storage.temp_path(&temp_name), &key, None)
                 .await
                 .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?;
             (key, Some(meta))

@@ -33,7 +33,7 @@ impl Bucket {
     pub fn public_url(&self, _: &str) -> Option<String> {
         unreachable!("{NEVER}")
     }
-    pub async fn put_file(&self, _: &Path, _: &str) -> io::Result<ObjectMeta> {
+    pub async fn put_file(&self, _: &Path, _: &str, _: Option<&str>) -> io::Result<ObjectMeta> {
         unreachable!("{NEVER}")
     }
     pub async fn head(&self, _: &str) -> io::Result<Option<ObjectMeta>> {

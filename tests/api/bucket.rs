@@ -308,6 +308,25 @@ fn a_bucket_that_cannot_be_listed_stops_the_start_with_the_stores_words() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot list bucket"), "{err}");
     assert!(!err.contains("not-the-key"), "the secret was shown: {err}");
+    // doctor says the same, with what to check.
+    let bucket_of = |env: &[(&str, &str)]| -> Value {
+        let out = run_flare(&data, &["doctor", "--json"], env);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "S3 bucket")
+            .cloned()
+            .unwrap_or_else(|| panic!("no bucket check: {report}"))
+    };
+    assert_eq!(bucket_of(&[])["status"], "ok");
+    let bad = bucket_of(&[("FLARE_S3_BUCKET", "no-such-bucket")]);
+    assert_eq!(bad["status"], "fail", "{bad}");
+    assert!(
+        bad["fix"].as_str().unwrap().contains("AWS_ACCESS_KEY_ID"),
+        "{bad}"
+    );
 }
 
 /// An s3s-fs of this test's own (the binary `tests/s3.sh` installs), so that what it holds
@@ -404,4 +423,83 @@ fn an_upload_refused_midway_leaves_no_object_and_no_open_upload_in_the_store() {
         .collect();
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(std::fs::read(&stored[0]).unwrap() == body);
+}
+
+#[test]
+fn migrate_store_copies_a_single_boxs_objects_checked_and_resumes() {
+    let (_dir, data, token) = data_dir_with_token("migrate");
+    let auth = format!("Bearer {token}");
+    let (a, b, c) = (sample(3 << 20), sample(1000).repeat(3), sample(5000));
+    let node = Node::start_on_disk(&data, &[]);
+    let (a_id, _) = node.upload(&auth, "a.mp4", &a);
+    let (b_id, _) = node.upload(&auth, "b b.mp4", &b);
+    let (c_id, _) = node.upload(&auth, "c.mp4", &c);
+    drop(node);
+    // One file no longer holds what was recorded: it must not reach the bucket.
+    let c_path = data.join(format!("objects/{c_id}/composite/c.mp4"));
+    std::fs::write(
+        &c_path,
+        sample(4999)
+            .iter()
+            .chain(b"!")
+            .copied()
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+
+    let out = run_flare(&data, &["migrate-store", "--json"], &[]);
+    assert!(
+        !out.status.success(),
+        "a failed copy must show in the exit code"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["copied"], 2, "{report}");
+    assert_eq!(report["already"], 0, "{report}");
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert!(failed[0].as_str().unwrap().contains(&c_id), "{report}");
+    assert!(failed[0].as_str().unwrap().contains("sha256"), "{report}");
+    let stored = stored_objects(&data);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    // The files on disk are left as they were.
+    assert!(data
+        .join(format!("objects/{a_id}/composite/a.mp4"))
+        .is_file());
+
+    // Served from the bucket; the one not copied says so at start and answers 404.
+    let node = Node::start(&data, &[]);
+    for (id, name, bytes) in [(&a_id, "a.mp4", &a), (&b_id, "b%20b.mp4", &b)] {
+        let got = node.send("GET", &format!("/media/{id}/composite/{name}"), &[], b"");
+        assert_eq!(got.status, 200, "{name}");
+        assert!(got.body == *bytes, "{name}");
+    }
+    let got = node.send("GET", &format!("/media/{c_id}/composite/c.mp4"), &[], b"");
+    assert_eq!(got.status, 404);
+    assert!(
+        node.log_text()
+            .contains("1 ready video(s) have their objects in"),
+        "{}",
+        node.log_text()
+    );
+    drop(node);
+
+    // Again, with the file mended: what is done is skipped, the rest is copied.
+    std::fs::write(&c_path, &c).unwrap();
+    let out = run_flare(&data, &["migrate-store", "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["copied"].as_u64(), report["already"].as_u64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    assert_eq!(stored_objects(&data).len(), 3);
+    let fsck: Value =
+        serde_json::from_slice(&run_flare(&data, &["fsck", "--verify", "--json"], &[]).stdout)
+            .unwrap();
+    assert_eq!(fsck["problems"], json!([]), "{fsck}");
 }

@@ -407,6 +407,16 @@ impl Node {
 
     /// On a given port (0: any), so that a restarted server keeps its URLs.
     pub fn start_on(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Node {
+        Node::spawn(data_dir, port, env, true)
+    }
+
+    /// With its objects on disk even when the suite runs against a bucket (`tests/s3.sh`).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub fn start_on_disk(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        Node::spawn(data_dir, 0, env, false)
+    }
+
+    fn spawn(data_dir: &Path, port: u16, env: &[(&str, &str)], bucket: bool) -> Node {
         use std::io::BufRead;
         let listen = format!("127.0.0.1:{port}");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
@@ -415,7 +425,11 @@ impl Node {
             .env("FLARE_LOG_LEVEL", "info")
             .env("FLARE_FFMPEG_PATH", "off")
             .env_remove("FLARE_CONFIG")
-            .envs(bucket_env(data_dir))
+            .envs(if bucket {
+                bucket_env(data_dir)
+            } else {
+                Vec::new()
+            })
             .envs(env.iter().copied())
             .current_dir(data_dir.parent().unwrap())
             .stderr(std::process::Stdio::piped())
