@@ -8,7 +8,8 @@
 # signed URL against a PUT to a presigned URL of the store (boto3 makes it, in a venv under
 # target/), and a GET of the object through flare against a presigned GET. Every transfer is
 # curl, its digest checked. Reports medians, their ratios and flare's peak RSS in
-# bench/results/S3.md. --smoke: 64 MiB, one run (figures shown, not judged).
+# bench/results/S3-LAST.md (S3-SMOKE.md with --smoke; bench/results/S3.md keeps the figures
+# reported). --smoke: 64 MiB, one run (figures shown, not judged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=1024 runs=5 store=s3s-fs
@@ -50,36 +51,9 @@ if [ "$store" = s3s-fs ]; then
   version="s3s-fs $(s3s-fs --version | awk '{print $2}')"
 else
   command -v garage >/dev/null 2>&1 || cargo install garage --version 2.5.0 --locked --quiet
-  rpc_port=$(free_port); admin_port=$(free_port)
-  mkdir -p "$work/garage/meta" "$work/garage/data"
-  cat >"$work/garage/garage.toml" <<TOML
-metadata_dir = "$work/garage/meta"
-data_dir = "$work/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-compression_level = "none"
-rpc_bind_addr = "127.0.0.1:$rpc_port"
-rpc_public_addr = "127.0.0.1:$rpc_port"
-rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-[s3_api]
-s3_region = "$region"
-api_bind_addr = "127.0.0.1:$s3_port"
-root_domain = ".s3.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$admin_port"
-TOML
-  G=(garage -c "$work/garage/garage.toml")
-  RUST_LOG=garage=warn "${G[@]}" server >"$work/store.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do "${G[@]}" status >/dev/null 2>&1 && break; sleep 0.2; done
-  node=$("${G[@]}" node id -q | cut -d@ -f1)
-  "${G[@]}" layout assign -z dc1 -c 10G "$node" >/dev/null
-  "${G[@]}" layout apply --version 1 >/dev/null
-  export AWS_ACCESS_KEY_ID=GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  export AWS_SECRET_ACCESS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  "${G[@]}" key import --yes -n bench "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null
-  "${G[@]}" bucket create "$bucket" >/dev/null
-  "${G[@]}" bucket allow --read --write --owner "$bucket" --key "$AWS_ACCESS_KEY_ID" >/dev/null
+  eval "$(tests/garage-up.sh "$work/garage" "$bucket")"
+  pids+=("$(cat "$work/garage/pid")")
+  s3_port=${FLARE_S3_ENDPOINT##*:} region=$FLARE_S3_REGION
   version="garage $(garage --version 2>/dev/null | head -1 | awk '{print $2}')"
 fi
 endpoint=http://127.0.0.1:$s3_port
@@ -143,4 +117,4 @@ mkdir -p bench/results
   echo "| GET | $fg | $dg | $(ratio "$fg" "$dg")× |"
   echo
   echo "flare's peak RSS: $((peak_kib / 1024)) MiB"
-} | tee bench/results/S3.md
+} | tee "bench/results/S3-$([ "$runs" = 1 ] && echo SMOKE || echo LAST).md"

@@ -23,40 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-s3_port=$(free_port); rpc_port=$(free_port); admin_port=$(free_port); flare_port=$(free_port)
-
-mkdir -p "$work/garage/meta" "$work/garage/data"
-cat >"$work/garage/garage.toml" <<TOML
-metadata_dir = "$work/garage/meta"
-data_dir = "$work/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc_port"
-rpc_public_addr = "127.0.0.1:$rpc_port"
-rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$s3_port"
-root_domain = ".s3.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$admin_port"
-TOML
+flare_port=$(free_port)
+eval "$(tests/garage-up.sh "$work/garage" flare-videos)"
+pids+=("$(cat "$work/garage/pid")")
 G=(garage -c "$work/garage/garage.toml")
-RUST_LOG=garage=warn "${G[@]}" server >"$work/garage.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do "${G[@]}" status >/dev/null 2>&1 && break; sleep 0.2; done
-node=$("${G[@]}" node id -q | cut -d@ -f1)
-"${G[@]}" layout assign -z dc1 -c 1G "$node" >/dev/null
-"${G[@]}" layout apply --version 1 >/dev/null
-key_id=GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-key_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-"${G[@]}" key import --yes -n flare "$key_id" "$key_secret" >/dev/null
-"${G[@]}" bucket create flare-videos >/dev/null
-"${G[@]}" bucket allow --read --write --owner flare-videos --key "$key_id" >/dev/null
-echo "garage $(garage --version 2>/dev/null | head -1 | awk '{print $2}') on 127.0.0.1:$s3_port, bucket flare-videos"
-
-export AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$key_secret
-export FLARE_S3_ENDPOINT=http://127.0.0.1:$s3_port FLARE_S3_REGION=garage FLARE_S3_BUCKET=flare-videos
+echo "garage $(garage --version 2>/dev/null | head -1 | awk '{print $2}') at $FLARE_S3_ENDPOINT, bucket flare-videos"
 export FLARE_DATA_DIR=$work/data FLARE_FFMPEG_PATH=off
 unset FLARE_CONFIG
 cd "$work"

@@ -110,10 +110,6 @@ async fn from_bucket(
             Prepared::Done(res) => return Ok(res),
             Prepared::Send(res, start, len) => (res, start, len),
         };
-        if req.method() == Method::HEAD {
-            let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-            return Ok(res.body(SizedStream::new(len, empty)));
-        }
         if let Some(body) = bucket.read(&key, start, len).await.map_err(read_error)? {
             return Ok(res.body(SizedStream::new(len, Box::pin(body))));
         }
@@ -123,7 +119,7 @@ async fn from_bucket(
 
 /// What a GET or HEAD is to be answered with, once its conditionals and Range are settled.
 enum Prepared {
-    /// A 304, with nothing to send.
+    /// A 304, or a HEAD's answer: nothing to send.
     Done(HttpResponse),
     /// The response's head, and the bytes to send: `len` from `start`.
     Send(actix_web::HttpResponseBuilder, u64, u64),
@@ -164,6 +160,11 @@ fn prepare(
     for h in plan.headers {
         res.insert_header(h);
     }
+    if req.method() == Method::HEAD {
+        // The length is announced; no byte is read.
+        let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        return Ok(Prepared::Done(res.body(SizedStream::new(plan.len, empty))));
+    }
     Ok(Prepared::Send(res, plan.start, plan.len))
 }
 
@@ -179,11 +180,6 @@ fn answer(
         Prepared::Done(res) => return Ok(res),
         Prepared::Send(res, start, len) => (res, start, len),
     };
-    if req.method() == Method::HEAD {
-        // The length is announced; no byte is read.
-        let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-        return Ok(res.body(SizedStream::new(len, empty)));
-    }
     Ok(res.body(SizedStream::new(len, FileChunks::new(file, start, len))))
 }
 
