@@ -88,14 +88,12 @@ impl AppState {
         if let Some(bucket) = &bucket {
             if serving {
                 log::info!(
-                    "objects in S3 bucket {:?}; uploads are staged in {}; posters, renditions \
-                     and index-first copies are not made in this mode yet",
+                    "objects in S3 bucket {:?}; uploads are staged in {}",
                     bucket.name(),
                     data_dir.join("tmp").display()
                 );
             }
-            // Those read the object as a local file, and sendfile sends one.
-            settings.media_jobs = 0;
+            // sendfile sends a local file.
             settings.sendfile = false;
         }
         if bucket.is_some() && serving {

@@ -33,11 +33,11 @@ done
 echo "s3s-fs $(s3s-fs --version | awk '{print $2}') on 127.0.0.1:$port"
 
 # What only a data folder holds, each covered for a bucket in tests/api/bucket.rs or said in
-# the README: backups and bundles (refused with a bucket), posters and renditions (not made
-# with a bucket yet), sendfile (local files only), Last-Modified set by flare (a store sets
-# its own), and tests that look into objects/ or fill the data folder's disk.
+# the README: backups and bundles (refused with a bucket), sendfile (local files only),
+# Last-Modified set by flare (a store sets its own), and tests that look into objects/ or fill
+# the data folder's disk.
 skip=(
-  backup:: bundle:: media_jobs::
+  backup:: bundle::
   media::a_kept_alive_connection_moves_from_the_sendfile_path_to_actix
   media::the_sendfile_path_answers_exactly_as_actix_does
   media::without_cachestat_the_sendfile_path_probes_the_cache_with_mincore

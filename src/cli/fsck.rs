@@ -328,7 +328,18 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         .collect();
 
     if let Some(bucket) = app.storage.bucket() {
-        bucket_orphans(bucket, &videos, &publishing, &deleting, opts, &mut report)?;
+        // Posters and renditions the records name, and the videos a job is making one for.
+        let derived: HashSet<String> = assets
+            .iter()
+            .map(|(v, a)| Bucket::derived_key(v, &a.file_name))
+            .collect();
+        let busy: HashSet<&str> = publishing
+            .iter()
+            .chain(deleting.iter())
+            .copied()
+            .chain(making.iter().map(String::as_str))
+            .collect();
+        bucket_orphans(bucket, &videos, &derived, &busy, opts, &mut report)?;
     }
     let files = app.storage.inventory().map_err(io)?;
     report.files = files.len();
@@ -515,24 +526,26 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Objects in the bucket that no record names: what a crash between writing an object and
-/// committing its record (or between a replacement's commit and the old object's removal)
-/// leaves. Objects written in the last `IN_FLIGHT` may belong to an upload being published
-/// right now, on any node, and are left alone. Repair moves orphans under `lost+found/`.
+/// Objects in the bucket that no record names (neither a video's object nor a poster or
+/// rendition): what a crash between writing an object and committing its record (or between a
+/// replacement's commit and the old object's removal) leaves. Objects written in the last
+/// `IN_FLIGHT` may belong to an upload being published right now, on any node, and are left
+/// alone, as are the videos being published, deleted or given a poster. Repair moves orphans under `lost+found/`.
 fn bucket_orphans(
     bucket: &Bucket,
     videos: &[db::videos::VideoRow],
-    publishing: &HashSet<&str>,
-    deleting: &HashSet<&str>,
+    derived: &HashSet<String>,
+    busy: &HashSet<&str>,
     opts: &Options,
     report: &mut Report,
 ) -> Result<(), String> {
     const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(600);
-    let named: HashSet<String> = videos
+    let mut named: HashSet<String> = videos
         .iter()
         .filter(|v| v.status == VideoStatus::Ready)
         .filter_map(|v| v.object_key.clone())
         .collect();
+    named.extend(derived.iter().cloned());
     let owners: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
     let listed = bucket
         .list()
@@ -542,8 +555,7 @@ fn bucket_orphans(
         let owner = object.key.split('/').next().unwrap_or("");
         if named.contains(&object.key)
             || object.key.starts_with("lost+found/")
-            || publishing.contains(owner)
-            || deleting.contains(owner)
+            || busy.contains(owner)
             || object.modified.elapsed().unwrap_or_default() < IN_FLIGHT
         {
             continue;

@@ -97,9 +97,6 @@ pub fn jobs_for(app: &AppState, m: &MediaInfo) -> Vec<&'static str> {
 pub(crate) fn spawn_workers(state: Weak<AppState>) {
     let Some(app) = state.upgrade() else { return };
     if app.settings.media_jobs == 0 {
-        if app.storage.bucket().is_some() {
-            return; // said when the bucket was opened
-        }
         log::info!("media_jobs = 0: no posters, renditions or fast-start copies are made");
         return;
     }
@@ -309,10 +306,27 @@ async fn make(app: &AppState, job: &Job) -> Result<Made, Failure> {
     let Some(object) = video.object_name.clone() else {
         return Err(Failure::Stale);
     };
-    let input = app.storage.object_file_path(&ObjectKey {
-        video_id: video.id.clone(),
-        file_name: object,
-    });
+    // With a bucket, the tools read a local copy, removed when the job ends.
+    let local_copy = match (app.storage.bucket(), &video.object_key) {
+        (Some(bucket), Some(key)) => {
+            let ext = object.rsplit('.').next().unwrap_or("bin");
+            let (temp, path) = app.storage.temp_for_tool("source", ext);
+            let copied = bucket.get_to_file(key, &path).await;
+            let copy = TempCopy { app, temp };
+            copied.map_err(|e| {
+                Failure::Error(format!("copying the object out of the S3 bucket: {e}"))
+            })?;
+            Some((copy, path))
+        }
+        _ => None,
+    };
+    let input = match &local_copy {
+        Some((_, path)) => path.clone(),
+        None => app.storage.object_file_path(&ObjectKey {
+            video_id: video.id.clone(),
+            file_name: object,
+        }),
+    };
     let media: MediaInfo = video
         .media
         .as_deref()
@@ -351,6 +365,20 @@ async fn make(app: &AppState, job: &Job) -> Result<Made, Failure> {
             forget_on_failure(app, &temp, made)
         }
         other => Err(Failure::Error(format!("unknown job kind {other}"))),
+    }
+}
+
+/// A file in `tmp/` removed when dropped.
+struct TempCopy<'a> {
+    app: &'a AppState,
+    temp: String,
+}
+
+impl Drop for TempCopy<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.app.storage.remove_temp(&self.temp) {
+            log::warn!("could not remove {} from tmp/: {e}", self.temp);
+        }
     }
 }
 

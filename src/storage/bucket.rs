@@ -246,6 +246,32 @@ impl Bucket {
         )
     }
 
+    /// Where a poster or rendition of a video lives.
+    pub fn derived_key(video_id: &str, file_name: &str) -> String {
+        format!("{video_id}/derived/{file_name}")
+    }
+
+    /// `put_file`, for blocking threads.
+    pub fn put_file_blocking(&self, path: &Path, key: &str) -> io::Result<ObjectMeta> {
+        let (bucket, path, key) = (self.clone(), path.to_path_buf(), key.to_string());
+        self.block(async move { bucket.put_file(&path, &key, None).await })
+    }
+
+    /// Copies `key` into a new local file at `path` (a media job's input), streamed.
+    pub async fn get_to_file(&self, key: &str, path: &Path) -> io::Result<()> {
+        let (store, key, path) = (self.store.clone(), key_of(key), path.to_path_buf());
+        self.on_runtime(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut body = store.get(&key).await.map_err(io_error)?.into_stream();
+            let mut file = tokio::fs::File::create(&path).await?;
+            while let Some(chunk) = body.next().await {
+                file.write_all(&chunk.map_err(io_error)?).await?;
+            }
+            file.flush().await
+        })
+        .await
+    }
+
     /// Starts writing `key` in parts while the bytes arrive (`BucketWriter::put`): memory stays
     /// at most `PART * (CONCURRENCY + 1)` plus a short queue, and the object appears whole at
     /// `finish`, or never.

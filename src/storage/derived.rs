@@ -1,13 +1,14 @@
 //! Files made from an object (a poster, a rendition) or sent beside it (a poster), under
 //! `objects/VIDEO_ID/derived/FILE`: staged in `tmp/` and renamed into place like objects, so a
 //! reader sees a whole file or none. The video's folder holds them, so its deletion takes them.
+//! With a bucket they are at `VIDEO_ID/derived/FILE` there (`Bucket::derived_key`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use super::{create_private_dir_all, ObjectKey, ObjectMeta, Storage};
+use super::{create_private_dir_all, Bucket, ObjectKey, ObjectMeta, Storage};
 use crate::ids::random_id;
 
 impl Storage {
@@ -59,6 +60,11 @@ impl Storage {
         video_id: &str,
         file_name: &str,
     ) -> io::Result<()> {
+        if let Some(bucket) = &self.bucket {
+            let key = Bucket::derived_key(video_id, file_name);
+            bucket.put_file_blocking(&self.tmp.join(temp_name), &key)?;
+            return self.remove_temp(temp_name);
+        }
         let dest = self.derived_path(video_id, file_name);
         let dir = dest.parent().expect("derived/ has a parent").to_path_buf();
         create_private_dir_all(&dir)?;
@@ -92,6 +98,9 @@ impl Storage {
     /// Removes a derived file; one already gone is fine. Folders it leaves empty go too, so a
     /// job that finished after its video was deleted leaves no trace. Blocking.
     pub(crate) fn remove_derived(&self, video_id: &str, file_name: &str) -> io::Result<()> {
+        if let Some(bucket) = &self.bucket {
+            return bucket.delete_blocking(&Bucket::derived_key(video_id, file_name));
+        }
         let path = self.derived_path(video_id, file_name);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -107,6 +116,9 @@ impl Storage {
 
     /// Size of a derived file, `None` when it is missing. Blocking.
     pub(crate) fn derived_size(&self, video_id: &str, file_name: &str) -> io::Result<Option<u64>> {
+        if let Some(bucket) = &self.bucket {
+            return bucket.size_blocking(&Bucket::derived_key(video_id, file_name));
+        }
         match fs::metadata(self.derived_path(video_id, file_name)) {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
             Ok(_) => Ok(None),

@@ -27,6 +27,15 @@ impl Bucket {
     pub fn object_key(video_id: &str, upload: &str, file_name: &str) -> String {
         format!("{video_id}/composite/{upload}/{file_name}")
     }
+    pub fn derived_key(video_id: &str, file_name: &str) -> String {
+        format!("{video_id}/derived/{file_name}")
+    }
+    pub fn put_file_blocking(&self, _: &Path, _: &str) -> io::Result<ObjectMeta> {
+        unreachable!("{NEVER}")
+    }
+    pub async fn get_to_file(&self, _: &str, _: &Path) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
     pub fn writer(&self, _: &str) -> BucketWriter {
         unreachable!("{NEVER}")
     }

@@ -226,6 +226,21 @@ impl TestApp {
         list()
     }
 
+    /// Where a video's posters and renditions are: `objects/ID/derived`, or in its test bucket.
+    pub fn derived_dir(&self, video_id: &str) -> PathBuf {
+        match (test_bucket(&self.data_dir()), std::env::var("TEST_S3_ROOT")) {
+            (Some((_, bucket)), Ok(root)) => PathBuf::from(root)
+                .join(bucket)
+                .join(video_id)
+                .join("derived"),
+            _ => self
+                .data_dir()
+                .join("objects")
+                .join(video_id)
+                .join("derived"),
+        }
+    }
+
     pub fn object_path(&self, video_id: &str, file_name: &str) -> PathBuf {
         if let Some(path) = object_in_bucket(&self.data_dir(), video_id, file_name) {
             return path;

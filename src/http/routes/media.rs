@@ -82,7 +82,6 @@ async fn from_bucket(
     content_type: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("there is no file at this URL".into());
-    let read_error = |e| ApiError::from_io("reading an object in the S3 bucket", e);
     for attempt in 0..2 {
         if attempt > 0 {
             video = video_at(app, &video.id, file_name).await?;
@@ -103,18 +102,34 @@ async fn from_bucket(
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .finish());
         }
-        let Some(meta) = bucket.head(&key).await.map_err(read_error)? else {
-            continue;
-        };
-        let (mut res, start, len) = match prepare(req, &meta, content_type, protected, false)? {
-            Prepared::Done(res) => return Ok(res),
-            Prepared::Send(res, start, len) => (res, start, len),
-        };
-        if let Some(body) = bucket.read(&key, start, len).await.map_err(read_error)? {
-            return Ok(res.body(SizedStream::new(len, Box::pin(body))));
+        if let Some(res) = bucket_answer(req, bucket, &key, content_type, protected).await? {
+            return Ok(res);
         }
     }
     Err(not_found())
+}
+
+/// The answer from the object at `key` in the bucket; `None` when there is none.
+async fn bucket_answer(
+    req: &HttpRequest,
+    bucket: &Bucket,
+    key: &str,
+    content_type: &'static str,
+    protected: bool,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let read_error = |e| ApiError::from_io("reading an object in the S3 bucket", e);
+    let Some(meta) = bucket.head(key).await.map_err(read_error)? else {
+        return Ok(None);
+    };
+    let (mut res, start, len) = match prepare(req, &meta, content_type, protected, false)? {
+        Prepared::Done(res) => return Ok(Some(res)),
+        Prepared::Send(res, start, len) => (res, start, len),
+    };
+    Ok(bucket
+        .read(key, start, len)
+        .await
+        .map_err(read_error)?
+        .map(|body| res.body(SizedStream::new(len, Box::pin(body)))))
 }
 
 /// What a GET or HEAD is to be answered with, once its conditionals and Range are settled.
@@ -208,18 +223,20 @@ pub async fn derived(
         "video/mp4" => "video/mp4",
         _ => "application/octet-stream",
     };
+    let protected = video.password_hash.is_some();
+    if let Some(bucket) = app.storage.bucket() {
+        let key = Bucket::derived_key(&video_id, &file_name);
+        return match bucket_answer(&req, bucket, &key, content_type, protected).await? {
+            Some(res) => Ok(res),
+            None => Err(not_found()),
+        };
+    }
     let (file, meta) = app
         .storage
         .open_derived(&video_id, &file_name)
         .map_err(|e| ApiError::from_io("opening a poster or rendition", e))?
         .ok_or_else(not_found)?;
-    answer(
-        &req,
-        file,
-        meta,
-        content_type,
-        video.password_hash.is_some(),
-    )
+    answer(&req, file, meta, content_type, protected)
 }
 
 /// `GET`/`HEAD /media/:id/captions/:lang.vtt`: one language's WebVTT, under the video's
