@@ -2,7 +2,8 @@
 # The test suite with objects in an S3-compatible bucket: builds flare with `--features s3`,
 # starts s3s-fs (an S3 server over a folder, from the Rust registry, installed when missing) on
 # a free loopback port, and runs every cargo test against it (tests/api/helpers.rs gives each
-# server a bucket of its own), except the ones that look at what only a data folder holds.
+# server a bucket of its own), except the ones that look at what only a data folder holds; then
+# the browser suite (when chromium is here; .ci/run installs it).
 # Stops s3s-fs and removes its folder on the way out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,15 @@ for s in "${skip[@]}"; do args+=(--skip "$s"); done
 rc=0
 TEST_S3_ENDPOINT="http://127.0.0.1:$port" TEST_S3_ROOT="$root" \
   cargo test --locked --features s3 -- "${args[@]}" || rc=$?
+# The browser suite too (the web app's uploads, the watch page, posters and renditions), on the
+# binary cargo test just built with the feature, every server it starts on one bucket.
+if command -v chromium >/dev/null 2>&1; then
+  mkdir -p "$root/browser"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
+    FLARE_S3_ENDPOINT="http://127.0.0.1:$port" FLARE_S3_BUCKET=browser npm test) || rc=$?
+else
+  echo "the browser suite against the bucket: skipped, no chromium"
+fi
 if [ "$rc" != 0 ]; then
   echo "== the end of s3s-fs's log"
   tail -n 40 "$log"

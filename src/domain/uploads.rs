@@ -372,7 +372,28 @@ pub(crate) struct Arrived {
 /// they were, and drops `guard`; a crash after the commit is rolled forward at the next start
 /// (`AppState::recover`). Either way the public URL serves exactly the bytes its record
 /// describes.
+///
+/// With a bucket, whatever stops the publication removes the object written for it, unless the
+/// record names it after all.
 pub(crate) async fn publish<G: Send + 'static>(
+    app: &AppState,
+    grant: &UploadGrant,
+    arrived: Arrived,
+    guard: G,
+    keep: fn(G),
+) -> Result<ObjectMeta, ApiError> {
+    let bucket_key = app.storage.bucket().map(|_| match &arrived.streamed {
+        Some((key, _)) => key.clone(),
+        None => Bucket::object_key(&grant.video_id, &arrived.temp_name, &grant.file_name),
+    });
+    let published = publish_staged(app, grant, arrived, guard, keep).await;
+    if let (Err(_), Some(key)) = (&published, bucket_key) {
+        forget_unpublished(app, &grant.video_id, &key).await;
+    }
+    published
+}
+
+async fn publish_staged<G: Send + 'static>(
     app: &AppState,
     grant: &UploadGrant,
     arrived: Arrived,
@@ -504,13 +525,7 @@ pub(crate) async fn publish<G: Send + 'static>(
             },
         )
         .await;
-    let (meta, replaced_in_bucket) = match published {
-        Ok(done) => done,
-        Err(e) => {
-            forget_unpublished(app, &bucket_key).await;
-            return Err(e);
-        }
-    };
+    let (meta, replaced_in_bucket) = published?;
     app.media.wake();
     crate::domain::webhooks::wake();
     match (app.storage.bucket(), replaced_in_bucket) {
@@ -556,13 +571,27 @@ async fn clear_journal(db: &db::Db, temp_name: String) {
     }
 }
 
-/// After a publication that did not commit (the URL was spent meanwhile, say): removes what
-/// it wrote to the bucket, which nothing names.
-async fn forget_unpublished(app: &AppState, bucket_key: &str) {
-    if let Some(bucket) = app.storage.bucket().filter(|_| !bucket_key.is_empty()) {
-        if let Err(e) = bucket.delete(bucket_key).await {
-            log::warn!("could not remove an unpublished object from the S3 bucket: {e}");
+/// After a publication that failed (the URL was spent meanwhile, the probe could not read the
+/// file…): removes what it wrote to the bucket, unless the record names it after all (a commit
+/// that succeeded before a later step failed).
+async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
+    let Some(bucket) = app.storage.bucket().filter(|_| !bucket_key.is_empty()) else {
+        return;
+    };
+    let id = video_id.to_string();
+    let named = app
+        .db
+        .read::<_, ApiError, _>(move |c| Ok(db::videos::get(c, &id)?))
+        .await
+        .map(|v| v.and_then(|v| v.object_key));
+    match named {
+        Ok(named) if named.as_deref() != Some(bucket_key) => {
+            if let Err(e) = bucket.delete(bucket_key).await {
+                log::warn!("could not remove an unpublished object from the S3 bucket: {e}");
+            }
         }
+        // Named, or unknown: left for fsck to name if nothing does.
+        _ => {}
     }
 }
 
