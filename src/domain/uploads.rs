@@ -386,17 +386,19 @@ pub(crate) async fn publish<G: Send + 'static>(
         Some((key, _)) => key.clone(),
         None => Bucket::object_key(&grant.video_id, &arrived.temp_name, &grant.file_name),
     });
-    let published = publish_staged(app, grant, arrived, guard, keep).await;
+    let published = publish_staged(app, grant, arrived, bucket_key.as_deref(), guard, keep).await;
     if let (Err(_), Some(key)) = (&published, bucket_key) {
         forget_unpublished(app, &grant.video_id, &key).await;
     }
     published
 }
 
+/// `publish`, with the object's key in the bucket when there is one.
 async fn publish_staged<G: Send + 'static>(
     app: &AppState,
     grant: &UploadGrant,
     arrived: Arrived,
+    bucket_key: Option<&str>,
     guard: G,
     keep: fn(G),
 ) -> Result<ObjectMeta, ApiError> {
@@ -431,21 +433,19 @@ async fn publish_staged<G: Send + 'static>(
     // With a bucket, the object is there whole before the record names it, at a key of its
     // own upload that no other upload writes: streamed while the body came (a PUT), or copied
     // from the staged file now (a resumable upload's parts).
-    let (bucket_key, in_bucket) = match (app.storage.bucket(), streamed) {
-        (Some(_), Some((key, meta))) => (key, Some(meta)),
-        (Some(bucket), None) => {
-            let key = Bucket::object_key(&grant.video_id, &temp_name, &grant.file_name);
-            let meta = bucket
-                .put_file(&app.storage.temp_path(&temp_name), &key, None)
+    let in_bucket = match (app.storage.bucket(), bucket_key, streamed) {
+        (Some(_), Some(_), Some((_, meta))) => Some(meta),
+        (Some(bucket), Some(key), None) => Some(
+            bucket
+                .put_file(&app.storage.temp_path(&temp_name), key, None)
                 .await
-                .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?;
-            (key, Some(meta))
-        }
-        (None, _) => (String::new(), None),
+                .map_err(|e| ApiError::from_io("copying an upload into the S3 bucket", e))?,
+        ),
+        _ => None,
     };
     let committed = grant.clone();
     let staged_name = temp_name.clone();
-    let bucket_key_committed = in_bucket.as_ref().map(|_| bucket_key.clone());
+    let bucket_key_committed = bucket_key.map(str::to_string);
     let publication = {
         let temp_name = temp_name.clone();
         move |conn: &mut Connection| {
@@ -575,7 +575,7 @@ async fn clear_journal(db: &db::Db, temp_name: String) {
 /// file…): removes what it wrote to the bucket, unless the record names it after all (a commit
 /// that succeeded before a later step failed).
 async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
-    let Some(bucket) = app.storage.bucket().filter(|_| !bucket_key.is_empty()) else {
+    let Some(bucket) = app.storage.bucket() else {
         return;
     };
     let id = video_id.to_string();
