@@ -18,6 +18,9 @@ pub struct RawSettings {
     pub public_url: Option<String>,
     pub media_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL (`postgres://user:password@host/db`): the records there, not in
+    /// `DATA_DIR/flare.db`. Secret, as it may hold a password.
+    pub database_url: Option<Secret>,
     pub max_upload_bytes: Option<u64>,
     pub upload_url_ttl: Option<String>,
     pub max_upload_url_ttl: Option<String>,
@@ -221,6 +224,7 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("tls_key", "FLARE_TLS_KEY"),
     ("signing_key_file", "FLARE_SIGNING_KEY_FILE"),
     ("signing_key", "FLARE_SIGNING_KEY"),
+    ("database_url", "FLARE_DATABASE_URL"),
     ("log_level", "FLARE_LOG_LEVEL"),
     ("s3.endpoint", "FLARE_S3_ENDPOINT"),
     ("s3.region", "FLARE_S3_REGION"),
@@ -309,6 +313,7 @@ impl RawSettings {
                 "tls_key" => raw.tls_key = Some(PathBuf::from(value)),
                 "signing_key_file" => raw.signing_key_file = Some(PathBuf::from(value)),
                 "signing_key" => raw.signing_key = Some(Secret(value)),
+                "database_url" => raw.database_url = Some(Secret(value)),
                 "faststart" => {
                     raw.faststart = Some(match value.trim() {
                         "1" | "true" | "yes" | "on" => true,
@@ -374,6 +379,7 @@ impl RawSettings {
             tls_key: over.tls_key.or(self.tls_key),
             signing_key_file: over.signing_key_file.or(self.signing_key_file),
             signing_key: over.signing_key.or(self.signing_key),
+            database_url: over.database_url.or(self.database_url),
             webhook: over.webhook.or(self.webhook),
             s3: match (self.s3, over.s3) {
                 (Some(under), Some(over)) => Some(under.overlay(over)),
@@ -452,10 +458,13 @@ pub struct Settings {
     pub webhooks: Vec<Webhook>,
     /// `None`: objects in `DATA_DIR/objects`, as on one box.
     pub s3: Option<S3Settings>,
+    /// `None`: the records in `DATA_DIR/flare.db` (SQLite), as on one box.
+    pub database_url: Option<Secret>,
 }
 
 /// A secret setting: never shown by `Debug`.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
@@ -617,6 +626,25 @@ impl Settings {
                 .into_iter()
                 .map(webhook)
                 .collect::<Result<_, _>>()?,
+            database_url: match raw.database_url {
+                Some(url) if !cfg!(feature = "postgres") => {
+                    let _ = url;
+                    return Err("database_url is set, but this flare was built without \
+                                PostgreSQL support: build it with\n    \
+                                cargo build --release --features postgres"
+                        .into());
+                }
+                Some(url)
+                    if !(url.0.starts_with("postgres://")
+                        || url.0.starts_with("postgresql://")
+                        || url.0.contains("host=")) =>
+                {
+                    return Err("database_url: expected a PostgreSQL URL \
+                                (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
+                        .into())
+                }
+                url => url,
+            },
             signing_keys: match (raw.signing_key, raw.signing_key_file) {
                 (Some(_), Some(_)) => {
                     return Err("FLARE_SIGNING_KEY and signing_key_file are both set: give the \

@@ -247,8 +247,8 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> Self {
+impl From<crate::db::sql::Error> for ApiError {
+    fn from(err: crate::db::sql::Error) -> Self {
         crate::db::DbError::from(err).into()
     }
 }

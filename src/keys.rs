@@ -124,15 +124,15 @@ pub(crate) fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, Stri
     }
     let (open_urls, protected): (i64, i64) = db
         .blocking(|c| {
-            Ok::<_, rusqlite::Error>((
-                c.query_row::<i64, _, _>(
+            Ok::<_, crate::db::sql::Error>((
+                c.row::<i64>(
                     "SELECT count(*) FROM uploads WHERE completed_at IS NULL AND expires_at > ?1",
-                    [crate::time::now_ms()],
+                    crate::args![crate::time::now_ms()],
                     |r| r.get(0),
                 )? + i64::from(crate::db::uploads::signed_until(c)? > crate::time::now_ms()),
-                c.query_row(
+                c.row(
                     "SELECT count(*) FROM videos WHERE password_hash IS NOT NULL",
-                    [],
+                    &[],
                     |r| r.get(0),
                 )?,
             ))

@@ -261,6 +261,7 @@ fn load_settings(cli: &Cli) -> Result<Settings, String> {
     let env = RawSettings::from_env(|var| std::env::var(var).ok())?;
     let mut flags = RawSettings {
         data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone().map(flare::config::Secret),
         ..RawSettings::default()
     };
     if let Command::Serve(args) = &cli.command {

@@ -50,20 +50,25 @@ impl AppState {
         let serving = addr.is_some();
         let data_dir = settings.data_dir.clone();
         crate::datadir::ensure(&data_dir, serving)?;
-        let db_path = data_dir.join("flare.db");
-        if !db_path.exists() {
-            crate::datadir::refuse_new_database_beside_objects(&data_dir)?;
-            if !serving {
-                return Err(format!(
-                    "there is no flare database in {}: start `flare serve` on it once, or check \
-                     --data-dir",
-                    crate::datadir::shown(&data_dir)
-                ));
+        let db = match &settings.database_url {
+            Some(url) => Db::open_url(&url.0)?,
+            None => {
+                let db_path = data_dir.join("flare.db");
+                if !db_path.exists() {
+                    crate::datadir::refuse_new_database_beside_objects(&data_dir)?;
+                    if !serving {
+                        return Err(format!(
+                            "there is no flare database in {}: start `flare serve` on it once, \
+                             or check --data-dir",
+                            crate::datadir::shown(&data_dir)
+                        ));
+                    }
+                }
+                crate::datadir::create_private_file(&db_path)
+                    .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
+                Db::open(&db_path)?
             }
-        }
-        crate::datadir::create_private_file(&db_path)
-            .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
-        let db = Db::open(&db_path)?;
+        };
         let verifying_keys = if let Some(source) = &settings.signing_keys {
             let (keys, ids) = crate::keys::configured(source)?;
             if serving {

@@ -33,28 +33,19 @@ for _ in $(seq 100); do
 done
 echo "s3s-fs $(s3s-fs --version | awk '{print $2}') on 127.0.0.1:$port"
 
-# What only a data folder holds, each covered for a bucket in tests/api/bucket.rs or said in
-# the README: backups and bundles (refused with a bucket), sendfile (local files only),
-# Last-Modified set by flare (a store sets its own), and tests that look into objects/ or fill
-# the data folder's disk.
-skip=(
-  backup:: bundle::
-  media::a_kept_alive_connection_moves_from_the_sendfile_path_to_actix
-  media::the_sendfile_path_answers_exactly_as_actix_does
-  media::without_cachestat_the_sendfile_path_probes_the_cache_with_mincore
-  media::a_replaced_object_never_shares_a_date_and_if_match_is_enforced
-  media::conditional_requests_answer_304_and_if_range_guards_ranges
-  datadir::the_data_folder_and_its_files_are_private
-  fsck::every_kind_of_damage_is_found_and_repaired_without_losing_data
-  names::hostile_names_are_refused_or_kept_inside_objects
-  faults::a_full_disk_refuses_with_507_and_keeps_what_was_stored
-  publication::a_second_file_name_replaces_the_first_object
-)
+source tests/skips.sh
+skip=("${S3_SKIP[@]}")
+features=s3
+# Inside tests/pg.sh: the records in PostgreSQL too.
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  features=s3,postgres
+  skip+=("${PG_SKIP[@]}")
+fi
 args=()
 for s in "${skip[@]}"; do args+=(--skip "$s"); done
 rc=0
 TEST_S3_ENDPOINT="http://127.0.0.1:$port" TEST_S3_ROOT="$root" \
-  cargo test --locked --features s3 -- "${args[@]}" || rc=$?
+  cargo test --locked --features "$features" -- "${args[@]}" || rc=$?
 # The browser suite too (the web app's uploads, the watch page, posters and renditions), on the
 # binary cargo test just built with the feature, every server it starts on one bucket.
 if command -v chromium >/dev/null 2>&1; then

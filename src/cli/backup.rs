@@ -154,8 +154,16 @@ fn named_files(db: &Path) -> Result<(usize, Vec<Entry>), String> {
     Ok((videos, files))
 }
 
-/// Backups, restores and bundles copy a data folder's objects, which with `[s3]` are not in it.
+/// Backups, restores and bundles copy a data folder's objects and its flare.db, which with
+/// `[s3]` or `database_url` are not in it.
 pub(crate) fn refuse_bucket(settings: &Settings, command: &str) -> Result<(), String> {
+    if settings.database_url.is_some() {
+        return Err(format!(
+            "{command} works on a data folder that holds its database, and the records are in \
+             PostgreSQL (database_url): back them up with pg_dump (and the objects with the \
+             store's own tools)"
+        ));
+    }
     match &settings.s3 {
         Some(s3) => Err(format!(
             "{command} works on a data folder that holds its objects, and these are in S3 bucket \

@@ -126,7 +126,7 @@ fn record_of(v: &VideoRow) -> Record {
 /// objects are only ever replaced by rename, so an open file keeps the bytes it was opened on.
 pub fn export(app: &AppState, which: Selection, out: &Path) -> Result<Summary, String> {
     crate::cli::backup::refuse_bucket(&app.settings, "flare export")?;
-    let sql = |e: rusqlite::Error| format!("cannot read the database: {e}");
+    let sql = |e: crate::db::sql::Error| format!("cannot read the database: {e}");
     let rows: Vec<VideoRow> = app
         .db
         .blocking(|c| db::videos::all_for_export(c))
@@ -155,19 +155,17 @@ pub fn export(app: &AppState, which: Selection, out: &Path) -> Result<Summary, S
         let captions = app
             .db
             .blocking(|c| {
-                let caps = c
-                    .prepare(
-                        "SELECT lang, label, vtt FROM captions WHERE video_id = ?1 ORDER BY lang",
-                    )?
-                    .query_map([&id], |r| {
+                c.rows(
+                    "SELECT lang, label, vtt FROM captions WHERE video_id = ?1 ORDER BY lang",
+                    crate::args![id],
+                    |r| {
                         Ok(Caption {
                             lang: r.get(0)?,
                             label: r.get(1)?,
                             vtt: r.get(2)?,
                         })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok::<_, rusqlite::Error>(caps)
+                    },
+                )
             })
             .map_err(sql)?;
         let mut files = Vec::new();
@@ -286,7 +284,7 @@ pub fn import(app: &AppState, bundle_path: &Path) -> Result<Summary, String> {
             bundle.format
         ));
     }
-    let sql = |e: rusqlite::Error| format!("database: {e}");
+    let sql = |e: crate::db::sql::Error| format!("database: {e}");
     // What to do with each video: add it, or leave it (here already, or a conflict).
     let mut summary = Summary::default();
     let mut wanted: HashMap<String, (usize, BundledFile)> = HashMap::new();
@@ -414,55 +412,57 @@ fn add_video(app: &AppState, v: &BundledVideo, files: Vec<(String, String)>) -> 
     }
     let now = crate::time::now_ms();
     app.db
-        .blocking(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let c: &rusqlite::Connection = &tx;
-            db::videos::insert_whole(
-                c,
-                &VideoRow {
-                    id: r.id.clone(),
-                    title: r.title.clone(),
-                    file_name: r.file_name.clone(),
-                    source: r.source.clone(),
-                    width: r.width,
-                    height: r.height,
-                    duration: r.duration,
-                    status: if r.status == "ready" && r.object_name.is_some() {
-                        db::videos::VideoStatus::Ready
-                    } else {
-                        db::videos::VideoStatus::Pending
-                    },
-                    object_name: r.object_name.clone(),
-                    size: r.size,
-                    content_type: r.content_type.clone(),
-                    sha256: r.sha256.clone(),
-                    password_hash: r.password_hash.clone(),
-                    embed_settings: r.embed_settings.clone(),
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                    seq: 0,
-                    media: r.media.clone(),
-                    captions: None,
-                    derived: None,
-                    object_key: None,
-                },
-            )?;
-            for cap in &v.captions {
-                db::captions::put(
-                    c,
-                    &r.id,
-                    &db::captions::CaptionTrack {
-                        lang: cap.lang.clone(),
-                        label: cap.label.clone(),
-                    },
-                    &cap.vtt,
-                    now,
-                )?;
-            }
-            for a in &v.assets {
-                db::jobs::put_asset(c, &r.id, a, now)?;
-            }
-            tx.commit()
-        })
-        .map_err(|e| format!("cannot record video {}: {e}", r.id))
+        .blocking(|conn| conn.transaction(|c| import_record(c, v, now)))
+        .map_err(|e: crate::db::sql::Error| format!("cannot record video {}: {e}", r.id))
+}
+
+/// Writes one bundled video's rows.
+fn import_record(c: &crate::db::Conn, v: &BundledVideo, now: i64) -> crate::db::sql::Result<()> {
+    let r = &v.record;
+    db::videos::insert_whole(
+        c,
+        &VideoRow {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            file_name: r.file_name.clone(),
+            source: r.source.clone(),
+            width: r.width,
+            height: r.height,
+            duration: r.duration,
+            status: if r.status == "ready" && r.object_name.is_some() {
+                db::videos::VideoStatus::Ready
+            } else {
+                db::videos::VideoStatus::Pending
+            },
+            object_name: r.object_name.clone(),
+            size: r.size,
+            content_type: r.content_type.clone(),
+            sha256: r.sha256.clone(),
+            password_hash: r.password_hash.clone(),
+            embed_settings: r.embed_settings.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            seq: 0,
+            media: r.media.clone(),
+            captions: None,
+            derived: None,
+            object_key: None,
+        },
+    )?;
+    for cap in &v.captions {
+        db::captions::put(
+            c,
+            &r.id,
+            &db::captions::CaptionTrack {
+                lang: cap.lang.clone(),
+                label: cap.label.clone(),
+            },
+            &cap.vtt,
+            now,
+        )?;
+    }
+    for a in &v.assets {
+        db::jobs::put_asset(c, &r.id, a, now)?;
+    }
+    Ok(())
 }

@@ -21,6 +21,9 @@ pub fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
     // starts on it); listing or revoking in a folder that is not there is a mistyped path.
     let creating = matches!(cmd, TokenCommand::Create { .. });
     crate::datadir::ensure(&settings.data_dir, creating)?;
+    if let Some(url) = &settings.database_url {
+        return token_on(&Db::open_url(&url.0)?, cmd);
+    }
     let db_path = settings.data_dir.join("flare.db");
     if !db_path.exists() {
         crate::datadir::refuse_new_database_beside_objects(&settings.data_dir)?;
@@ -33,15 +36,18 @@ pub fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
     }
     crate::datadir::create_private_file(&db_path)
         .map_err(|e| format!("cannot create {}: {e}", db_path.display()))?;
-    let db = Db::open(&db_path)?;
+    token_on(&Db::open(&db_path)?, cmd)
+}
+
+fn token_on(db: &Db, cmd: TokenCommand) -> Result<(), String> {
     match cmd {
         TokenCommand::Create {
             name,
             scopes,
             expires_in,
-        } => create(&db, name, scopes, expires_in),
-        TokenCommand::List { json } => list(&db, json),
-        TokenCommand::Revoke { id } => revoke(&db, &id),
+        } => create(db, name, scopes, expires_in),
+        TokenCommand::List { json } => list(db, json),
+        TokenCommand::Revoke { id } => revoke(db, &id),
     }
 }
 
@@ -202,7 +208,10 @@ pub fn revoke_token(db: &Db, id: &str) -> Result<(Option<TokenRow>, bool), Strin
     let now = now_ms();
     let (existing, revoked) = db
         .blocking(|c| {
-            Ok::<_, rusqlite::Error>((db::tokens::get(c, id)?, db::tokens::revoke(c, id, now)?))
+            Ok::<_, crate::db::sql::Error>((
+                db::tokens::get(c, id)?,
+                db::tokens::revoke(c, id, now)?,
+            ))
         })
         .map_err(|e| format!("cannot revoke: {e}"))?;
     if revoked {

@@ -154,7 +154,27 @@ pub fn doctor(settings: &Settings) -> Report {
     // The database.
     let db = data.join("flare.db");
     let mut newest_record = None;
-    if !db.is_file() {
+    if let Some(url) = &settings.database_url {
+        let read = crate::db::read_only(data, Some(&url.0)).and_then(|c| {
+            let version = crate::db::schema_version(&c).map_err(|e| e.to_string())?;
+            let newest: Option<i64> = c
+                .row("SELECT MAX(updated_at) FROM videos", &[], |r| r.get(0))
+                .unwrap_or(None);
+            Ok((version, newest))
+        });
+        let current = crate::db::SCHEMA_VERSION;
+        checks.push(match read {
+            Ok((v, newest)) => {
+                newest_record = newest;
+                match v {
+                    v if v == current => check("database", Status::Ok, format!("PostgreSQL (database_url), schema version {v}"), None),
+                    v if v < current => check("database", Status::Warn, format!("PostgreSQL (database_url), schema version {v}; this flare migrates it to {current} at its next start"), Some("back it up first (pg_dump)".into())),
+                    v => check("database", Status::Fail, format!("PostgreSQL (database_url), schema version {v} is newer than this flare knows ({current})"), Some("run the newer flare that wrote it".into())),
+                }
+            }
+            Err(e) => check("database", Status::Fail, e, Some("check database_url (user, password, host, port, database) and that PostgreSQL is running; `flare serve` makes the tables at its first start".into())),
+        });
+    } else if !db.is_file() {
         checks.push(check(
             "database",
             Status::Fail,
@@ -413,11 +433,11 @@ pub fn explain_url(settings: &Settings, raw: &str) -> Result<Explanation, String
             .collect()
         })
         .unwrap_or_default();
-    let db = settings.data_dir.join("flare.db");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("cannot read {}: {e}", shown(&db)))?;
-    let sql = |e: rusqlite::Error| format!("cannot read the database: {e}");
+    let conn = crate::db::read_only(
+        &settings.data_dir,
+        settings.database_url.as_ref().map(|u| u.0.as_str()),
+    )?;
+    let sql = |e: crate::db::sql::Error| format!("cannot read the database: {e}");
     let now = now_ms();
     let mut facts = Vec::new();
     let mut refused = false;

@@ -80,13 +80,17 @@ pub struct Options {
 pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
     let mut report = Report::default();
     let now = now_ms();
-    let sql = |e: rusqlite::Error| format!("database: {e}");
+    let sql = |e: crate::db::sql::Error| format!("database: {e}");
     let io = |e: std::io::Error| format!("files: {e}");
 
-    let integrity: String = app
-        .db
-        .blocking(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
-        .map_err(sql)?;
+    // PostgreSQL checks its own pages (data checksums, amcheck); SQLite's file is checked here.
+    let integrity: String = if app.db.is_postgres() {
+        "ok".into()
+    } else {
+        app.db
+            .blocking(|c| c.row("PRAGMA integrity_check", &[], |r| r.get(0)))
+            .map_err(sql)?
+    };
     if integrity != "ok" {
         report.problems.push(problem(
             ProblemKind::DatabaseCorrupt,
@@ -297,7 +301,7 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
                         db::jobs::enqueue(c, video_id, &a.kind, sha, now)?;
                         db::jobs::refresh(c, video_id)?;
                     }
-                    Ok::<_, rusqlite::Error>(())
+                    Ok::<_, crate::db::sql::Error>(())
                 })
                 .map_err(sql)?;
         }

@@ -32,7 +32,7 @@ pub fn migrate_store(app: &AppState) -> Result<Summary, String> {
         "migrate-store copies this data folder's objects into an S3 bucket: configure [s3] \
          (flare.toml, or FLARE_S3_ENDPOINT, FLARE_S3_BUCKET…) and run it with that",
     )?;
-    let sql = |e: rusqlite::Error| format!("cannot read the database: {e}");
+    let sql = |e: crate::db::sql::Error| format!("cannot read the database: {e}");
     let videos = app.db.blocking(|c| db::videos::all(c)).map_err(sql)?;
     let mut summary = Summary {
         bucket: bucket.name().to_string(),

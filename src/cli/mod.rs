@@ -30,6 +30,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "FLARE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// PostgreSQL to keep the records in, instead of DIR/flare.db (needs the `postgres`
+    /// feature); also `database_url` in flare.toml, or FLARE_DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

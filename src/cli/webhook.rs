@@ -34,9 +34,9 @@ pub fn deliveries(
     settings: &Settings,
     limit: u32,
 ) -> Result<Vec<crate::db::webhooks::DeliveryState>, String> {
-    let db = settings.data_dir.join("flare.db");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("cannot read {}: {e}", crate::datadir::shown(&db)))?;
+    let conn = crate::db::read_only(
+        &settings.data_dir,
+        settings.database_url.as_ref().map(|u| u.0.as_str()),
+    )?;
     crate::db::webhooks::recent(&conn, limit).map_err(|e| format!("cannot read the outbox: {e}"))
 }

@@ -5,11 +5,16 @@
 
 pub mod captions;
 pub mod jobs;
+#[cfg(feature = "postgres")]
+mod postgres;
 pub mod publications;
+pub mod sql;
 pub mod tokens;
 pub mod uploads;
 pub mod videos;
 pub mod webhooks;
+
+pub use sql::{Conn, Optional};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::os::unix::fs::OpenOptionsExt;
@@ -201,6 +206,39 @@ ALTER TABLE videos ADD COLUMN object_key TEXT;
 "#,
 ];
 
+/// A connection for a command that only reads (`doctor`, `webhook deliveries`): `data_dir`'s
+/// flare.db opened read-only, or the PostgreSQL `database_url` names. Nothing is created or
+/// migrated.
+pub fn read_only(data_dir: &Path, database_url: Option<&str>) -> Result<Conn, String> {
+    match database_url {
+        #[cfg(feature = "postgres")]
+        Some(url) => sql::PgConn::connect(url)
+            .map_err(|e| format!("cannot connect to PostgreSQL: {}", sql::Error::from(e))),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(NO_POSTGRES.into()),
+        None => {
+            let db = data_dir.join("flare.db");
+            Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map(Conn::from)
+                .map_err(|e| format!("cannot read {}: {e}", crate::datadir::shown(&db)))
+        }
+    }
+}
+
+/// The schema version of the database `conn` is on.
+pub fn schema_version(conn: &Conn) -> sql::Result<usize> {
+    if conn.is_postgres() {
+        conn.row("SELECT version FROM flare_schema", &[], |r| r.get(0))
+    } else {
+        conn.row("PRAGMA user_version", &[], |r| r.get(0))
+    }
+}
+
+/// What a flare built without PostgreSQL says of a `database_url`.
+#[cfg(not(feature = "postgres"))]
+const NO_POSTGRES: &str = "database_url is set, but this flare was built without PostgreSQL \
+     support: build it with\n    cargo build --release --features postgres";
+
 /// The schema version this flare migrates a database to.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
@@ -213,7 +251,14 @@ const STATEMENT_CACHE: usize = 64;
 
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<Inner>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Inner>),
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<postgres::PgDb>),
 }
 
 struct Inner {
@@ -222,7 +267,7 @@ struct Inner {
     revocations: PathBuf,
     /// That file, held open: `revocations_seen` asks the open file, which costs no path lookup.
     revocations_file: Option<std::fs::File>,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
     /// The file this database was opened on.
     identity: FileIdentity,
     /// The one thread, and connection, this process writes through. See `writer_loop`.
@@ -249,12 +294,18 @@ pub(crate) struct Failed {
 }
 
 impl Failed {
-    fn of(e: &rusqlite::Error) -> Failed {
+    fn of(e: &sql::Error) -> Failed {
         Failed {
-            code: e.sqlite_error_code(),
+            code: e.sqlite_code(),
             message: e.to_string(),
         }
     }
+}
+
+/// The SQLite connection of a `Conn` the SQLite writer opened itself.
+fn sqlite(conn: &Conn) -> &Connection {
+    conn.sqlite()
+        .expect("the SQLite writer holds a SQLite connection")
 }
 
 /// What went wrong in the database layer, for its callers to turn into their own errors
@@ -297,13 +348,19 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+impl From<sql::Error> for DbError {
+    fn from(e: sql::Error) -> DbError {
+        DbError::of(e.sqlite_code(), e.to_string())
+    }
+}
+
 impl From<Failed> for DbError {
     fn from(f: Failed) -> DbError {
         DbError::of(f.code, f.message)
     }
 }
 /// A change: applied to the connection, it says whether it succeeded and what to answer.
-type Change = Box<dyn FnOnce(Option<&mut Connection>) -> (bool, Reply) + Send>;
+type Change = Box<dyn FnOnce(Option<&mut Conn>) -> (bool, Reply) + Send>;
 
 /// How long the writer waits for more changes when the last group held several: fewer, larger
 /// commits write fewer WAL pages (figures: BENCHMARKS.md, group commit). A lone change is never
@@ -349,7 +406,7 @@ impl Db {
         let watched = identity.clone();
         std::thread::Builder::new()
             .name("flare-db-writer".into())
-            .spawn(move || writer_loop(writer, rx, committed_tx, &wal_long, watched))
+            .spawn(move || writer_loop(writer.into(), rx, committed_tx, &wal_long, watched))
             .map_err(|e| format!("cannot start the database writer: {e}"))?;
         let revocations = {
             let mut name = path.as_os_str().to_owned();
@@ -363,71 +420,112 @@ impl Db {
             .open(&revocations)
             .ok();
         Ok(Db {
-            inner: Arc::new(Inner {
+            backend: Backend::Sqlite(Arc::new(Inner {
                 path: path.to_path_buf(),
                 revocations,
                 revocations_file,
-                idle: Mutex::new(vec![conn]),
+                idle: Mutex::new(vec![conn.into()]),
                 identity,
                 writer: Mutex::new(tx),
-            }),
+            })),
         })
+    }
+
+    /// The database `database_url` names (PostgreSQL), brought up to date. Blocking.
+    pub fn open_url(url: &str) -> Result<Db, String> {
+        #[cfg(feature = "postgres")]
+        {
+            Ok(Db {
+                backend: Backend::Postgres(Arc::new(postgres::PgDb::open(url)?)),
+            })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            Err(NO_POSTGRES.into())
+        }
+    }
+
+    /// The SQLite side, when this is SQLite.
+    fn sqlite(&self) -> Option<&Inner> {
+        match &self.backend {
+            Backend::Sqlite(inner) => Some(inner),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Whether this is a PostgreSQL database (shared by several nodes, with no file here).
+    pub fn is_postgres(&self) -> bool {
+        self.sqlite().is_none()
     }
 
     /// Says to every process serving this database that a token was revoked: the server keeps
     /// token rows in memory (`auth::TokenCache`) only as long as this has not happened. A
     /// byte is appended to a file beside the database, whose length counts revocations.
+    /// On PostgreSQL there is no such cache (`revocations_seen` is `None`): nothing to say.
     pub(crate) fn note_tokens_revoked(&self) -> std::io::Result<()> {
         use std::io::Write;
+        let Some(inner) = self.sqlite() else {
+            return Ok(());
+        };
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
-            .open(&self.inner.revocations)?
+            .open(&inner.revocations)?
             .write_all(b"r")
     }
 
     /// Changes whenever `note_tokens_revoked` has been called, in any process: the marker
     /// file's inode and length. One `fstat` of the file held open, far cheaper than a read
     /// transaction; if that file was deleted or replaced since, the name is looked up instead.
-    pub(crate) fn revocations_seen(&self) -> (u64, u64) {
+    ///
+    /// `None` on PostgreSQL: a token may be revoked on any node, so none is kept in memory and
+    /// every request reads its row.
+    pub(crate) fn revocations_seen(&self) -> Option<(u64, u64)> {
         use std::os::unix::fs::MetadataExt;
-        if let Some(Ok(m)) = self.inner.revocations_file.as_ref().map(|f| f.metadata()) {
+        let inner = self.sqlite()?;
+        if let Some(Ok(m)) = inner.revocations_file.as_ref().map(|f| f.metadata()) {
             if m.nlink() > 0 {
-                return (m.ino(), m.len());
+                return Some((m.ino(), m.len()));
             }
         }
-        match std::fs::metadata(&self.inner.revocations) {
+        Some(match std::fs::metadata(&inner.revocations) {
             Ok(m) => (m.ino(), m.len()),
             Err(_) => (0, 0),
-        }
+        })
     }
 
     /// Why the database path no longer names the file this process opened, if it does not.
     pub(crate) fn file_changed(&self) -> Option<String> {
-        self.inner.identity.changed()
+        self.sqlite()?.identity.changed()
     }
 
     /// Runs `f` with a connection on the calling thread. For the CLI and for code already on a
     /// blocking thread; async code uses `read` or `read_on_executor`.
-    pub fn blocking<T, E: From<rusqlite::Error>>(
+    pub fn blocking<T, E: From<sql::Error>>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+        f: impl FnOnce(&mut Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        // One arm without the `postgres` feature.
+        #[allow(clippy::infallible_destructuring_match)]
+        let inner = match &self.backend {
+            Backend::Sqlite(inner) => inner,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => return pg.blocking(f),
+        };
+        let pooled = inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
             // Never CREATE here: a database deleted under the running server must not come back
             // empty behind its back (`writer_loop` notices and refuses writes).
-            None => connect_with(&self.inner.path, false)?,
+            None => connect_with(&inner.path, false)
+                .map_err(sql::Error::from)?
+                .into(),
         };
         let out = f(&mut conn);
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < POOL_SIZE {
             idle.push(conn);
         }
@@ -439,7 +537,7 @@ impl Db {
     /// back once the change is committed. Reads use `run`.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
         E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
@@ -453,7 +551,7 @@ impl Db {
     /// `after` never runs and what `f` returned is dropped.
     pub(crate) async fn write_durable_then<P, T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<P, E> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<P, E> + Send + 'static,
         A: FnOnce(P) -> Result<T, E> + Send + 'static,
         E: From<DbError> + Send + 'static,
         P: Send + 'static,
@@ -464,14 +562,26 @@ impl Db {
 
     async fn submit<P, T, E, F, A>(&self, durable: bool, f: F, after: A) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<P, E> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<P, E> + Send + 'static,
         A: FnOnce(P) -> Result<T, E> + Send + 'static,
         E: From<DbError> + Send + 'static,
         P: Send + 'static,
         T: Send + 'static,
     {
+        // One arm without the `postgres` feature.
+        #[allow(clippy::infallible_destructuring_match)]
+        let inner = match &self.backend {
+            Backend::Sqlite(inner) => inner,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => {
+                let pg = pg.clone();
+                return tokio::task::spawn_blocking(move || pg.change(durable, f, after))
+                    .await
+                    .map_err(|e| E::from(DbError::Failed(format!("database task: {e}"))))?;
+            }
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let run = Box::new(move |conn: Option<&mut Connection>| -> (bool, Reply) {
+        let run = Box::new(move |conn: Option<&mut Conn>| -> (bool, Reply) {
             let out = match conn {
                 Some(conn) => f(conn),
                 None => Err(DbError::Failed("could not begin a transaction".into()).into()),
@@ -488,8 +598,7 @@ impl Db {
             });
             (ok, reply)
         });
-        let sent = self
-            .inner
+        let sent = inner
             .writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -506,18 +615,25 @@ impl Db {
     /// WAL being recovered), it is run again on a blocking thread, where waiting is allowed.
     pub(crate) async fn read_on_executor<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Conn) -> sql::Result<T> + Send + 'static,
         E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
+        if self.is_postgres() {
+            // Over the network: never on the executor.
+            return self
+                .read::<T, DbError, _>(move |conn| Ok(f(conn)?))
+                .await
+                .map_err(E::from);
+        }
         let first = self.blocking(|conn| {
-            conn.busy_timeout(Duration::ZERO)?;
+            sqlite(conn).busy_timeout(Duration::ZERO)?;
             let out = f(conn);
-            conn.busy_timeout(BUSY_TIMEOUT)?;
+            sqlite(conn).busy_timeout(BUSY_TIMEOUT)?;
             out
         });
         match first {
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => self
+            Err(e) if e.sqlite_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => self
                 .read::<T, DbError, _>(move |conn| Ok(f(conn)?))
                 .await
                 .map_err(E::from),
@@ -528,8 +644,8 @@ impl Db {
     /// Runs `f` (a read) on a blocking thread, so SQLite never stalls the async executor.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
-        E: From<DbError> + From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + From<sql::Error> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.clone();
@@ -546,7 +662,7 @@ impl Db {
 /// handler (whose back-off sleeps made p99 latency explode); another process, such as a
 /// `flare token` command, still waits its turn through the busy timeout.
 fn writer_loop(
-    mut conn: Connection,
+    mut conn: Conn,
     rx: std::sync::mpsc::Receiver<Job>,
     committed_tx: std::sync::mpsc::SyncSender<()>,
     wal_long: &AtomicBool,
@@ -557,7 +673,7 @@ fn writer_loop(
     let mut last_group = 0;
     loop {
         if wal_long.swap(false, Ordering::Relaxed) {
-            restart_wal(&conn);
+            restart_wal(sqlite(&conn));
         }
         let first = match pending.take() {
             Some(job) => job,
@@ -588,9 +704,10 @@ fn writer_loop(
         // A durable change that cannot be made durable is not made at all. (The level cannot
         // change inside a transaction, so it is set before BEGIN.)
         let made_durable = if durable {
-            conn.pragma_update(None, "synchronous", "FULL")
+            sqlite(&conn)
+                .pragma_update(None, "synchronous", "FULL")
                 .err()
-                .map(|e| Failed::of(&e))
+                .map(|e| Failed::of(&e.into()))
         } else {
             None
         };
@@ -618,11 +735,11 @@ fn writer_loop(
                 reply(Err(failed.clone()));
             }
             if durable {
-                let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+                let _ = sqlite(&conn).pragma_update(None, "synchronous", "NORMAL");
             }
             continue;
         }
-        let begun = exec(&conn, "BEGIN IMMEDIATE", []);
+        let begun = conn.exec("BEGIN IMMEDIATE", &[]);
         if let Err(e) = begun {
             log::error!("database writer: cannot begin a transaction: {e}");
             for job in group {
@@ -630,7 +747,7 @@ fn writer_loop(
                 reply(Err(Failed::of(&e)));
             }
             if durable {
-                let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+                let _ = sqlite(&conn).pragma_update(None, "synchronous", "NORMAL");
             }
             continue;
         }
@@ -641,7 +758,7 @@ fn writer_loop(
                 replies.push(reply);
                 continue;
             }
-            if let Err(e) = exec(&conn, "SAVEPOINT job", []) {
+            if let Err(e) = conn.exec("SAVEPOINT job", &[]) {
                 poisoned = Some(Failed::of(&e));
                 let (_, reply) = (job.run)(None);
                 replies.push(reply);
@@ -664,9 +781,9 @@ fn writer_loop(
             let undone = if ok {
                 Ok(0)
             } else {
-                exec(&conn, "ROLLBACK TO job", [])
+                conn.exec("ROLLBACK TO job", &[])
             };
-            if let Err(e) = undone.and_then(|_| exec(&conn, "RELEASE job", [])) {
+            if let Err(e) = undone.and_then(|_| conn.exec("RELEASE job", &[])) {
                 log::error!("database writer: a change could not be isolated ({e}); its whole group was rolled back");
                 poisoned = Some(Failed::of(&e));
             }
@@ -674,20 +791,20 @@ fn writer_loop(
         }
         let failed = poisoned.or_else(|| durable.then(injected_commit_failure).flatten());
         let committed = if let Some(failed) = failed {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
             Err(failed)
         } else {
             crate::metrics::timed(&crate::metrics::METRICS.db_commit_seconds, || {
-                exec(&conn, "COMMIT", [])
+                conn.exec("COMMIT", &[])
             })
             .map(|_| ())
             .map_err(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = conn.batch("ROLLBACK");
                 Failed::of(&e)
             })
         };
         if durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+            let _ = sqlite(&conn).pragma_update(None, "synchronous", "NORMAL");
         }
         for reply in replies {
             reply(committed.clone());
@@ -827,26 +944,6 @@ fn checkpoint_loop(
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
-/// `Connection::execute` through the connection's statement cache: a hot statement is parsed
-/// once per connection instead of on every call (parsing was a fifth of presign's CPU time).
-pub(crate) fn exec(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
-}
-
-/// `Connection::query_row` through the statement cache.
-pub(crate) fn row<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, f)
-}
-
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     connect_with(path, true)
 }
@@ -904,16 +1001,16 @@ mod tests {
         let db = Db::open(&path).unwrap();
         let (version, mode): (usize, String) = db
             .blocking(|c| {
-                Ok::<_, rusqlite::Error>((
-                    c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-                    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                Ok::<_, sql::Error>((
+                    c.row("PRAGMA user_version", &[], |r| r.get(0))?,
+                    c.row("PRAGMA journal_mode", &[], |r| r.get(0))?,
                 ))
             })
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
         assert_eq!(mode, "wal");
         let page: i64 = db
-            .blocking(|c| c.query_row("PRAGMA page_size", [], |r| r.get(0)))
+            .blocking(|c| c.row("PRAGMA page_size", &[], |r| r.get(0)))
             .unwrap();
         assert_eq!(page, PAGE_SIZE, "a new database has small pages");
     }
@@ -921,9 +1018,9 @@ mod tests {
     /// One commit of a ~3 KB row, through the writer.
     async fn insert_3k_row(db: &Db, i: u64) -> Result<(), ApiError> {
         db.write(move |c| {
-            c.execute(
+            c.exec(
                 "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?2, ?1, '', 0)",
-                rusqlite::params![format!("t{i}"), vec![7u8; 3000]],
+                crate::args![format!("t{i}"), vec![7u8; 3000]],
             )?;
             Ok(())
         })
@@ -1017,12 +1114,8 @@ mod tests {
     }
 
     fn token_names(db: &Db) -> Vec<String> {
-        db.blocking(|c| {
-            let mut st = c.prepare("SELECT name FROM tokens ORDER BY name")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .unwrap()
+        db.blocking(|c| c.rows("SELECT name FROM tokens ORDER BY name", &[], |r| r.get(0)))
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1036,11 +1129,11 @@ mod tests {
                     if sabotage {
                         // Releases its own savepoint, then writes and fails: "ROLLBACK TO job"
                         // can no longer undo it alone.
-                        c.execute_batch("RELEASE job")?;
+                        c.batch("RELEASE job")?;
                     }
-                    c.execute(
+                    c.exec(
                         "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?1, ?1, '', 0)",
-                        [name],
+                        crate::args![name],
                     )?;
                     if sabotage {
                         return Err(ApiError::Conflict("refused after writing".into()));
@@ -1071,9 +1164,9 @@ mod tests {
             let db = db.clone();
             async move {
                 db.write(move |c| {
-                    c.execute(
+                    c.exec(
                         "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?1, ?1, ?1, '', 0)",
-                        [name],
+                        crate::args![name],
                     )?;
                     if fail {
                         return Err(ApiError::Conflict("refused after writing".into()));

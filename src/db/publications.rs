@@ -2,7 +2,8 @@
 //! is still to be renamed into place. A row lives for the few milliseconds of that rename, or
 //! until the next start when a crash came between the two.
 
-use rusqlite::{params, Connection};
+use super::sql::{Conn, Result};
+use crate::args;
 
 #[derive(Debug, Clone)]
 pub struct Publication {
@@ -16,12 +17,11 @@ pub struct Publication {
     pub replaced_key: Option<String>,
 }
 
-pub fn insert(conn: &Connection, p: &Publication) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub fn insert(conn: &Conn, p: &Publication) -> Result<()> {
+    conn.exec(
         "INSERT INTO publications (temp_name, video_id, object_name, replaces, replaced_key) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+        args![
             p.temp_name,
             p.video_id,
             p.object_name,
@@ -32,29 +32,34 @@ pub fn insert(conn: &Connection, p: &Publication) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn remove(conn: &Connection, temp_name: &str) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub fn remove(conn: &Conn, temp_name: &str) -> Result<()> {
+    conn.exec(
         "DELETE FROM publications WHERE temp_name = ?1",
-        [temp_name],
+        args![temp_name],
     )?;
     Ok(())
 }
 
 /// Every unfinished publication, oldest first: the order they were committed in.
-pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Publication>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT temp_name, video_id, object_name, replaces, replaced_key FROM publications \
-         ORDER BY rowid",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Publication {
-            temp_name: r.get(0)?,
-            video_id: r.get(1)?,
-            object_name: r.get(2)?,
-            replaces: r.get(3)?,
-            replaced_key: r.get(4)?,
-        })
-    })?;
-    rows.collect()
+pub fn all(conn: &Conn) -> Result<Vec<Publication>> {
+    conn.rows(
+        // PostgreSQL has no rowid: its table has a `seq` column instead (`postgres::ddl`).
+        if conn.is_postgres() {
+            "SELECT temp_name, video_id, object_name, replaces, replaced_key FROM publications \
+             ORDER BY seq"
+        } else {
+            "SELECT temp_name, video_id, object_name, replaces, replaced_key FROM publications \
+             ORDER BY rowid"
+        },
+        args![],
+        |r| {
+            Ok(Publication {
+                temp_name: r.get(0)?,
+                video_id: r.get(1)?,
+                object_name: r.get(2)?,
+                replaces: r.get(3)?,
+                replaced_key: r.get(4)?,
+            })
+        },
+    )
 }

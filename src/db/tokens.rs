@@ -1,6 +1,7 @@
 //! Queries on the `tokens` table.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::sql::{Conn, Optional, Result, Row};
+use crate::args;
 
 use crate::domain::tokens::{scopes_from_text, scopes_to_text, Scope, TokenHash};
 
@@ -25,11 +26,11 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<TokenRow> {
+fn from_row(r: &Row<'_>) -> Result<TokenRow> {
     Ok(TokenRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        scopes: scopes_from_text(&r.get::<_, String>(2)?),
+        scopes: scopes_from_text(&r.get::<String>(2)?),
         created_at: r.get(3)?,
         expires_at: r.get(4)?,
         last_used_at: r.get(5)?,
@@ -37,63 +38,57 @@ fn from_row(r: &Row) -> rusqlite::Result<TokenRow> {
     })
 }
 
-pub fn insert(conn: &Connection, t: &TokenRow, hash: &TokenHash) -> rusqlite::Result<()> {
-    super::exec(conn,
-        "INSERT INTO tokens (id, name, hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![t.id, t.name, &hash[..], scopes_to_text(&t.scopes), t.created_at, t.expires_at],
+pub fn insert(conn: &Conn, t: &TokenRow, hash: &TokenHash) -> Result<()> {
+    conn.exec("INSERT INTO tokens (id, name, hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        args![t.id, t.name, &hash[..], scopes_to_text(&t.scopes), t.created_at, t.expires_at],
     )?;
     Ok(())
 }
 
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tokens ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map([], from_row)?;
-    rows.collect()
+pub fn list(conn: &Conn) -> Result<Vec<TokenRow>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tokens ORDER BY created_at, id"
+        ),
+        args![],
+        from_row,
+    )
 }
 
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TokenRow>> {
-    super::row(
-        conn,
+pub fn get(conn: &Conn, id: &str) -> Result<Option<TokenRow>> {
+    conn.row(
         concat!("SELECT ", columns!(), " FROM tokens WHERE id = ?1"),
-        [id],
+        args![id],
         from_row,
     )
     .optional()
 }
 
 /// The token with this hash, and the stored hash so the caller can compare it in constant time.
-pub(crate) fn find_by_hash(
-    conn: &Connection,
-    hash: &TokenHash,
-) -> rusqlite::Result<Option<TokenRow>> {
-    super::row(
-        conn,
+pub(crate) fn find_by_hash(conn: &Conn, hash: &TokenHash) -> Result<Option<TokenRow>> {
+    conn.row(
         concat!("SELECT ", columns!(), " FROM tokens WHERE hash = ?1"),
-        [&hash[..]],
+        args![&hash[..]],
         from_row,
     )
     .optional()
 }
 
 /// Sets `revoked_at` unless already set; false when no live token has this id.
-pub fn revoke(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = super::exec(
-        conn,
+pub fn revoke(conn: &Conn, id: &str, now: i64) -> Result<bool> {
+    let n = conn.exec(
         "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now],
+        args![id, now],
     )?;
     Ok(n > 0)
 }
 
 /// Records a use, unless one was recorded less than a minute ago.
-pub(crate) fn touch(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    super::exec(conn,
-        "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
-        params![id, now, now - LAST_USED_RESOLUTION_MS],
+pub(crate) fn touch(conn: &Conn, id: &str, now: i64) -> Result<()> {
+    conn.exec("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+        args![id, now, now - LAST_USED_RESOLUTION_MS],
     )?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Queries on the `uploads` table: one row per signed upload URL.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::sql::{Conn, Optional, Result, Row};
+use crate::args;
 
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -52,32 +53,32 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<UploadRow> {
+fn from_row(r: &Row<'_>) -> Result<UploadRow> {
     Ok(UploadRow {
         id: r.get(0)?,
         video_id: r.get(1)?,
         file_name: r.get(2)?,
         content_type: r.get(3)?,
-        byte_limit: r.get::<_, i64>(4)? as u64,
+        byte_limit: r.get::<i64>(4)? as u64,
         exact_size: r.get(5)?,
         token_id: r.get(6)?,
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
         completed_at: r.get(9)?,
-        session: match r.get::<_, Option<i64>>(10)? {
+        session: match r.get::<Option<i64>>(10)? {
             None => None,
             Some(offset) => Some(Session {
                 offset: offset as u64,
-                length: r.get::<_, Option<i64>>(11)?.map(|n| n as u64),
-                protocol: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                length: r.get::<Option<i64>>(11)?.map(|n| n as u64),
+                protocol: r.get::<Option<String>>(12)?.unwrap_or_default(),
                 metadata: r.get(13)?,
-                until: r.get::<_, Option<i64>>(14)?.unwrap_or(0),
+                until: r.get::<Option<i64>>(14)?.unwrap_or(0),
             }),
         },
     })
 }
 
-pub fn insert(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
+pub fn insert(conn: &Conn, u: &UploadRow) -> Result<()> {
     insert_with(conn, INSERT, u)
 }
 
@@ -87,11 +88,10 @@ const INSERT: &str = concat!(
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
 
-fn insert_with(conn: &Connection, sql: &str, u: &UploadRow) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+fn insert_with(conn: &Conn, sql: &str, u: &UploadRow) -> Result<()> {
+    conn.exec(
         sql,
-        params![
+        args![
             u.id,
             u.video_id,
             u.file_name,
@@ -107,30 +107,28 @@ fn insert_with(conn: &Connection, sql: &str, u: &UploadRow) -> rusqlite::Result<
     Ok(())
 }
 
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
-    super::row(
-        conn,
+pub fn get(conn: &Conn, id: &str) -> Result<Option<UploadRow>> {
+    conn.row(
         concat!("SELECT ", columns!(), " FROM uploads WHERE id = ?1"),
-        [id],
+        args![id],
         from_row,
     )
     .optional()
 }
 
 /// Spends the URL, writing its row when it had none yet; false when it was already spent.
-pub fn spend(conn: &Connection, u: &UploadRow, now: i64) -> rusqlite::Result<bool> {
+pub fn spend(conn: &Conn, u: &UploadRow, now: i64) -> Result<bool> {
     insert_if_absent(conn, u)?;
-    let n = super::exec(
-        conn,
+    let n = conn.exec(
         "UPDATE uploads SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
-        params![u.id, now],
+        args![u.id, now],
     )?;
     Ok(n > 0)
 }
 
 /// The row of a URL presigned without a size, written at its first request (`insert` at presign
 /// for one with a size). Nothing when it is there already.
-pub fn insert_if_absent(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()> {
+pub fn insert_if_absent(conn: &Conn, u: &UploadRow) -> Result<()> {
     insert_with(
         conn,
         concat!(
@@ -143,13 +141,12 @@ pub fn insert_if_absent(conn: &Connection, u: &UploadRow) -> rusqlite::Result<()
 }
 
 /// Starts a resumable session at offset 0; false when the URL is spent or one already started.
-pub fn start_session(conn: &Connection, id: &str, s: &Session) -> rusqlite::Result<bool> {
-    let n = super::exec(
-        conn,
+pub fn start_session(conn: &Conn, id: &str, s: &Session) -> Result<bool> {
+    let n = conn.exec(
         "UPDATE uploads SET session_offset = ?2, session_length = ?3, session_protocol = ?4, \
          session_metadata = ?5, session_until = ?6 \
          WHERE id = ?1 AND completed_at IS NULL AND session_offset IS NULL",
-        params![
+        args![
             id,
             s.offset as i64,
             s.length.map(|n| n as i64),
@@ -163,90 +160,89 @@ pub fn start_session(conn: &Connection, id: &str, s: &Session) -> rusqlite::Resu
 
 /// Records bytes made durable (and a length declared late); false when the session is gone.
 pub fn advance_session(
-    conn: &Connection,
+    conn: &Conn,
     id: &str,
     from: u64,
     to: u64,
     length: Option<u64>,
-) -> rusqlite::Result<bool> {
-    let n = super::exec(
-        conn,
+) -> Result<bool> {
+    let n = conn.exec(
         "UPDATE uploads SET session_offset = ?3, session_length = COALESCE(?4, session_length) \
          WHERE id = ?1 AND completed_at IS NULL AND session_offset = ?2",
-        params![id, from as i64, to as i64, length.map(|n| n as i64)],
+        args![id, from as i64, to as i64, length.map(|n| n as i64)],
     )?;
     Ok(n > 0)
 }
 
 /// Ends a session without storing anything (cancelled, expired, or its bytes lost): the URL is
 /// unspent and a new session may start while it is still valid.
-pub fn end_session(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
-        "UPDATE uploads SET session_offset = NULL, session_length = NULL, session_protocol = NULL, \
+pub fn end_session(conn: &Conn, id: &str) -> Result<()> {
+    conn.exec("UPDATE uploads SET session_offset = NULL, session_length = NULL, session_protocol = NULL, \
          session_metadata = NULL, session_until = NULL WHERE id = ?1",
-        [id],
+        args![id],
     )?;
     Ok(())
 }
 
 /// Live sessions (unspent), with their rows; `expired_before`: only those whose window ended.
-pub fn sessions(
-    conn: &Connection,
-    expired_before: Option<i64>,
-) -> rusqlite::Result<Vec<UploadRow>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM uploads WHERE session_offset IS NOT NULL AND completed_at IS NULL \
+pub fn sessions(conn: &Conn, expired_before: Option<i64>) -> Result<Vec<UploadRow>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM uploads WHERE session_offset IS NOT NULL AND completed_at IS NULL \
           AND session_until < ?1"
-    ))?;
-    let rows = stmt.query_map([expired_before.unwrap_or(i64::MAX)], from_row)?;
-    rows.collect()
+        ),
+        args![expired_before.unwrap_or(i64::MAX)],
+        from_row,
+    )
 }
 
 /// Upload URLs never used and expired before `before` (a resumable session counts as use until
 /// its window ends).
-pub fn stale(conn: &Connection, before: i64) -> rusqlite::Result<Vec<UploadRow>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 \
+pub fn stale(conn: &Conn, before: i64) -> Result<Vec<UploadRow>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 \
           AND (session_offset IS NULL OR session_until < ?1) ORDER BY created_at"
-    ))?;
-    let rows = stmt.query_map([before], from_row)?;
-    rows.collect()
+        ),
+        args![before],
+        from_row,
+    )
 }
 
-pub fn remove(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-    super::exec(conn, "DELETE FROM uploads WHERE id = ?1", [id])?;
+pub fn remove(conn: &Conn, id: &str) -> Result<()> {
+    conn.exec("DELETE FROM uploads WHERE id = ?1", args![id])?;
     Ok(())
 }
 
 /// Bytes promised to upload URLs that declared a size and are still open.
-const DECLARED_OPEN_BYTES: &str = "SELECT COALESCE(SUM(byte_limit), 0) FROM uploads \
+const DECLARED_OPEN_BYTES: &str =
+    "SELECT CAST(COALESCE(SUM(byte_limit), 0) AS BIGINT) FROM uploads \
      WHERE exact_size = 1 AND completed_at IS NULL AND expires_at > ?1";
 
-pub(crate) fn declared_open_bytes(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
-    super::row(conn, DECLARED_OPEN_BYTES, [now], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+pub(crate) fn declared_open_bytes(conn: &Conn, now: i64) -> Result<u64> {
+    conn.row(DECLARED_OPEN_BYTES, args![now], |r| r.get::<i64>(0))
+        .map(|n| n as u64)
 }
 
 /// Until when URLs presigned without a size may be open (ms).
-pub fn signed_until(conn: &Connection) -> rusqlite::Result<i64> {
-    super::row(
-        conn,
+pub fn signed_until(conn: &Conn) -> Result<i64> {
+    conn.row(
         "SELECT until_ms FROM signed_until WHERE id = 1",
-        [],
+        args![],
         |r| r.get(0),
     )
 }
 
 /// Raises `signed_until` to `at` (never lowers it); the value now stored.
-pub fn raise_signed_until(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
-    super::row(
-        conn,
-        "UPDATE signed_until SET until_ms = max(until_ms, ?1) WHERE id = 1 RETURNING until_ms",
-        [at],
+pub fn raise_signed_until(conn: &Conn, at: i64) -> Result<i64> {
+    conn.row(
+        "UPDATE signed_until SET until_ms = CASE WHEN until_ms > ?1 THEN until_ms ELSE ?1 END \
+         WHERE id = 1 RETURNING until_ms",
+        args![at],
         |r| r.get(0),
     )
 }
@@ -288,11 +284,12 @@ mod tests {
                 insert(c, &row("up_expired", Some(50_000), 900))?;
                 insert(c, &row("up_unsized", None, 2_000))?;
                 let sum = declared_open_bytes(c, 1_000)?;
-                let plan: Vec<String> = c
-                    .prepare(&format!("EXPLAIN QUERY PLAN {DECLARED_OPEN_BYTES}"))?
-                    .query_map([1_000], |r| r.get(3))?
-                    .collect::<Result<_, _>>()?;
-                Ok::<_, rusqlite::Error>((sum, plan.join("; ")))
+                let plan: Vec<String> = c.rows(
+                    &format!("EXPLAIN QUERY PLAN {DECLARED_OPEN_BYTES}"),
+                    args![1_000],
+                    |r| r.get(3),
+                )?;
+                Ok::<_, crate::db::sql::Error>((sum, plan.join("; ")))
             })
             .unwrap();
         assert_eq!(sum, 120);

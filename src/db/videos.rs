@@ -1,6 +1,7 @@
 //! Queries on the `videos` table.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::sql::{Conn, Optional, Result, Row};
+use crate::args;
 
 /// Where a video is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,21 +25,19 @@ impl VideoStatus {
     }
 }
 
-impl rusqlite::types::ToSql for VideoStatus {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
+impl super::sql::Arg for VideoStatus {
+    fn value(&self) -> super::sql::Value<'_> {
+        super::sql::Value::Text(self.as_str())
     }
 }
 
-impl rusqlite::types::FromSql for VideoStatus {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match value.as_str()? {
+impl super::sql::Column for VideoStatus {
+    fn from_cell(cell: super::sql::Cell<'_>) -> std::result::Result<Self, String> {
+        match <String as super::sql::Column>::from_cell(cell)?.as_str() {
             "pending" => Ok(VideoStatus::Pending),
             "ready" => Ok(VideoStatus::Ready),
             "deleting" => Ok(VideoStatus::Deleting),
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown video status {other:?}").into(),
-            )),
+            other => Err(format!("unknown video status {other:?}")),
         }
     }
 }
@@ -85,7 +84,7 @@ macro_rules! columns {
     };
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
+fn from_row(r: &Row<'_>) -> Result<VideoRow> {
     Ok(VideoRow {
         id: r.get(0)?,
         title: r.get(1)?,
@@ -112,136 +111,118 @@ fn from_row(r: &Row) -> rusqlite::Result<VideoRow> {
 }
 
 /// Inserts a new video; `None` when the id is taken, else its `seq`.
-pub fn insert(conn: &Connection, v: &VideoRow) -> rusqlite::Result<Option<i64>> {
-    let n = super::exec(conn,
+pub fn insert(conn: &Conn, v: &VideoRow) -> Result<Option<i64>> {
+    conn.row(
         "INSERT INTO videos (id, title, file_name, source, width, height, duration, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING RETURNING seq",
+        args![
             v.id, v.title, v.file_name, v.source, v.width, v.height, v.duration, v.status,
             v.created_at, v.updated_at
         ],
-    )?;
-    Ok((n > 0).then(|| conn.last_insert_rowid()))
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A visible video (not one being deleted).
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VideoRow>> {
-    super::row(
-        conn,
+pub fn get(conn: &Conn, id: &str) -> Result<Option<VideoRow>> {
+    conn.row(
         concat!(
             "SELECT ",
             columns!(),
             " FROM videos WHERE id = ?1 AND status <> 'deleting'"
         ),
-        [id],
+        args![id],
         from_row,
     )
     .optional()
 }
 
 /// When a visible video was created; `None` when there is none.
-pub fn created_at(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
-    super::row(
-        conn,
+pub fn created_at(conn: &Conn, id: &str) -> Result<Option<i64>> {
+    conn.row(
         "SELECT created_at FROM videos WHERE id = ?1 AND status <> 'deleting'",
-        [id],
+        args![id],
         |r| r.get(0),
     )
     .optional()
 }
 
-pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    super::row(
-        conn,
+pub fn exists(conn: &Conn, id: &str) -> Result<bool> {
+    conn.row(
         "SELECT EXISTS (SELECT 1 FROM videos WHERE id = ?1 AND status <> 'deleting')",
-        [id],
+        args![id],
         |r| r.get(0),
     )
 }
 
 /// Up to `limit` visible videos, newest first, created before the one at `before` (a `seq`).
-pub fn page(conn: &Connection, before: Option<i64>, limit: u32) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM videos WHERE status <> 'deleting' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], from_row)?;
-    rows.collect()
+pub fn page(conn: &Conn, before: Option<i64>, limit: u32) -> Result<Vec<VideoRow>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM videos WHERE status <> 'deleting' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
+        ),
+        args![before.unwrap_or(i64::MAX), limit],
+        from_row,
+    )
 }
 
-pub(crate) fn set_title(
-    conn: &Connection,
-    id: &str,
-    title: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn set_title(conn: &Conn, id: &str, title: &str, now: i64) -> Result<()> {
+    conn.exec(
         "UPDATE videos SET title = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, title, now],
+        args![id, title, now],
     )?;
     Ok(())
 }
 
-pub(crate) fn set_password_hash(
-    conn: &Connection,
-    id: &str,
-    hash: Option<&str>,
-    now: i64,
-) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn set_password_hash(conn: &Conn, id: &str, hash: Option<&str>, now: i64) -> Result<()> {
+    conn.exec(
         "UPDATE videos SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, hash, now],
+        args![id, hash, now],
     )?;
     Ok(())
 }
 
-pub(crate) fn set_embed_settings(
-    conn: &Connection,
-    id: &str,
-    json: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn set_embed_settings(conn: &Conn, id: &str, json: &str, now: i64) -> Result<()> {
+    conn.exec(
         "UPDATE videos SET embed_settings = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, json, now],
+        args![id, json, now],
     )?;
     Ok(())
 }
 
 /// First step of a deletion: the video disappears from the API and its upload URLs die. The
 /// caller makes it atomic (`Db::write`). False when there was no such visible video.
-pub fn begin_delete(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = super::exec(conn,
-        "UPDATE videos SET status = 'deleting', updated_at = ?2 WHERE id = ?1 AND status <> 'deleting'",
-        params![id, now],
+pub fn begin_delete(conn: &Conn, id: &str, now: i64) -> Result<bool> {
+    let n = conn.exec("UPDATE videos SET status = 'deleting', updated_at = ?2 WHERE id = ?1 AND status <> 'deleting'",
+        args![id, now],
     )?;
-    super::exec(conn, "DELETE FROM uploads WHERE video_id = ?1", [id])?;
+    conn.exec("DELETE FROM uploads WHERE video_id = ?1", args![id])?;
     // A job running for it sees its row gone at its next progress report, and stops.
-    super::exec(conn, "DELETE FROM media_jobs WHERE video_id = ?1", [id])?;
-    super::exec(conn, "DELETE FROM assets WHERE video_id = ?1", [id])?;
+    conn.exec("DELETE FROM media_jobs WHERE video_id = ?1", args![id])?;
+    conn.exec("DELETE FROM assets WHERE video_id = ?1", args![id])?;
     Ok(n > 0)
 }
 
 /// Last step of a deletion, once the files are gone.
-pub(crate) fn finish_delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn finish_delete(conn: &Conn, id: &str) -> Result<()> {
+    conn.exec(
         "DELETE FROM videos WHERE id = ?1 AND status = 'deleting'",
-        [id],
+        args![id],
     )?;
-    super::exec(conn, "DELETE FROM captions WHERE video_id = ?1", [id])?;
+    conn.exec("DELETE FROM captions WHERE video_id = ?1", args![id])?;
     Ok(())
 }
 
 /// Deletions that a crash interrupted.
-pub(crate) fn unfinished_deletes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM videos WHERE status = 'deleting'")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    rows.collect()
+pub(crate) fn unfinished_deletes(conn: &Conn) -> Result<Vec<String>> {
+    conn.rows(
+        "SELECT id FROM videos WHERE status = 'deleting'",
+        args![],
+        |r| r.get(0),
+    )
 }
 
 /// Records a stored object: the video becomes `ready` with its size, type and digest, and its
@@ -262,19 +243,13 @@ pub(crate) struct Stored<'a> {
     pub object_key: Option<&'a str>,
 }
 
-pub(crate) fn mark_ready(
-    conn: &Connection,
-    id: &str,
-    s: &Stored,
-    now: i64,
-) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn mark_ready(conn: &Conn, id: &str, s: &Stored, now: i64) -> Result<()> {
+    conn.exec(
         "UPDATE videos SET status = 'ready', object_name = ?2, file_name = ?2, size = ?3,
          content_type = ?4, sha256 = ?5, updated_at = ?6, media = ?7,
          duration = COALESCE(duration, ?8), width = COALESCE(width, ?9),
          height = COALESCE(height, ?10), object_key = ?11 WHERE id = ?1",
-        params![
+        args![
             id,
             s.object_name,
             s.size as i64,
@@ -293,83 +268,77 @@ pub(crate) fn mark_ready(
 
 /// Names where a video's object is in the bucket (`flare migrate-store`), if it is still
 /// the object recorded with this digest.
-pub(crate) fn set_object_key(
-    conn: &Connection,
-    id: &str,
-    sha256: &str,
-    key: &str,
-) -> rusqlite::Result<bool> {
-    let n = super::exec(
-        conn,
+pub(crate) fn set_object_key(conn: &Conn, id: &str, sha256: &str, key: &str) -> Result<bool> {
+    let n = conn.exec(
         "UPDATE videos SET object_key = ?3 WHERE id = ?1 AND status = 'ready' AND sha256 = ?2",
-        params![id, sha256, key],
+        args![id, sha256, key],
     )?;
     Ok(n > 0)
 }
 
 /// Ready videos whose record names no bucket key: their objects are on this disk.
-pub(crate) fn count_not_in_bucket(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row(
+pub(crate) fn count_not_in_bucket(conn: &Conn) -> Result<u64> {
+    conn.row(
         "SELECT COUNT(*) FROM videos WHERE status = 'ready' AND object_key IS NULL",
-        [],
+        args![],
         |r| r.get(0),
     )
 }
 
 /// Every video row, deleting ones included, for `fsck`.
-pub fn all(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut stmt =
-        conn.prepare_cached(concat!("SELECT ", columns!(), " FROM videos ORDER BY seq"))?;
-    let rows = stmt.query_map([], from_row)?;
-    rows.collect()
+pub fn all(conn: &Conn) -> Result<Vec<VideoRow>> {
+    conn.rows(
+        concat!("SELECT ", columns!(), " FROM videos ORDER BY seq"),
+        args![],
+        from_row,
+    )
 }
 
 /// Back to `pending`: the record of an object that is gone.
-pub(crate) fn mark_pending(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
-    super::exec(conn,
-        "UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
+pub(crate) fn mark_pending(conn: &Conn, id: &str, now: i64) -> Result<()> {
+    conn.exec("UPDATE videos SET status = 'pending', object_name = NULL, size = NULL, content_type = NULL,
          sha256 = NULL, media = NULL, object_key = NULL, updated_at = ?2 WHERE id = ?1",
-        params![id, now],
+        args![id, now],
     )?;
     Ok(())
 }
 
 /// Makes the record describe the file as it is on disk.
 pub(crate) fn set_size_and_digest(
-    conn: &Connection,
+    conn: &Conn,
     id: &str,
     size: u64,
     sha256: &str,
     now: i64,
-) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+) -> Result<()> {
+    conn.exec(
         "UPDATE videos SET size = ?2, sha256 = ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, size as i64, sha256, now],
+        args![id, size as i64, sha256, now],
     )?;
     Ok(())
 }
 
 /// Every video that is not being deleted, in creation order (for `flare export`).
-pub(crate) fn all_for_export(conn: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    conn.prepare(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM videos WHERE status <> 'deleting' ORDER BY seq"
-    ))?
-    .query_map([], from_row)?
-    .collect()
+pub(crate) fn all_for_export(conn: &Conn) -> Result<Vec<VideoRow>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM videos WHERE status <> 'deleting' ORDER BY seq"
+        ),
+        args![],
+        from_row,
+    )
 }
 
 /// Inserts a whole record from another node (`flare import`): every column as given.
-pub(crate) fn insert_whole(conn: &Connection, v: &VideoRow) -> rusqlite::Result<()> {
-    super::exec(
-        conn,
+pub(crate) fn insert_whole(conn: &Conn, v: &VideoRow) -> Result<()> {
+    conn.exec(
         "INSERT INTO videos (id, title, file_name, source, width, height, duration, status,
            object_name, size, content_type, sha256, password_hash, embed_settings, created_at,
            updated_at, media)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
+        args![
             v.id,
             v.title,
             v.file_name,

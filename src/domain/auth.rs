@@ -34,7 +34,7 @@ pub(crate) async fn require(
     let now = now_ms();
     // Read before the lookup: a revocation noted after it makes the row cached below stale.
     let seen = app.db.revocations_seen();
-    let found = match app.tokens.get(&hash, seen) {
+    let found = match seen.and_then(|seen| app.tokens.get(&hash, seen)) {
         Some(hit) => Some(hit),
         None => {
             let key = hash;
@@ -44,7 +44,7 @@ pub(crate) async fn require(
                     db::tokens::find_by_hash(conn, &key)
                 })
                 .await?;
-            if let Some(row) = &found {
+            if let (Some(row), Some(seen)) = (&found, seen) {
                 app.tokens.put(hash, seen, row.clone());
             }
             found

@@ -572,7 +572,7 @@ async fn advance(
     length: Option<u64>,
 ) -> Result<(), ApiError> {
     let id = upload_id.to_string();
-    let change = move |conn: &mut rusqlite::Connection| {
+    let change = move |conn: &mut crate::db::Conn| {
         Ok::<_, ApiError>(db::uploads::advance_session(conn, &id, from, to, length)?)
     };
     // With sync_uploads off the bytes themselves are not synced, so neither is their offset

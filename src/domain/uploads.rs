@@ -1,10 +1,10 @@
 //! The upload flow. `presign` mints a signed URL and its upload row; `receive` checks a PUT
 //! against both, streams the body to a temp file and commits it as the object.
 
+use crate::db::Conn;
 use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use rusqlite::Connection;
 
 use crate::db::{self, publications::Publication, tokens::TokenRow, uploads::UploadRow};
 use crate::domain::auth::check_live;
@@ -156,7 +156,7 @@ pub async fn presign(
         app.db
         .write(move |conn| {
             // One write transaction: two presigns cannot both be promised the same free space.
-            let tx: &rusqlite::Connection = conn;
+            let tx: &crate::db::Conn = conn;
             if !db::videos::exists(tx, &row.video_id)? {
                 return Err(ApiError::NotFound(format!("there is no video with id `{}`", row.video_id)));
             }
@@ -448,7 +448,7 @@ async fn publish_staged<G: Send + 'static>(
     let bucket_key_committed = bucket_key.map(str::to_string);
     let publication = {
         let temp_name = temp_name.clone();
-        move |conn: &mut Connection| {
+        move |conn: &mut Conn| {
             let now = now_ms();
             check_open(conn, &committed, now)?;
             let before = db::videos::get(conn, &committed.video_id)?;
@@ -694,7 +694,7 @@ pub(crate) fn row_of(grant: &UploadGrant) -> Result<UploadRow, ApiError> {
 /// Whether a URL with no row is still good: presigned without a size (a sized URL's row is
 /// written at presign, so without it its video was deleted), for a video that exists and is
 /// older than the URL.
-pub(crate) fn open_without_row(conn: &Connection, grant: &UploadGrant) -> Result<bool, ApiError> {
+pub(crate) fn open_without_row(conn: &Conn, grant: &UploadGrant) -> Result<bool, ApiError> {
     if grant.exact {
         return Ok(false);
     }
@@ -706,7 +706,7 @@ pub(crate) fn open_without_row(conn: &Connection, grant: &UploadGrant) -> Result
 /// video must exist. A URL without a row yet (presigned without a size) must be younger than
 /// its video: one made for a video that was deleted and then made again under the same id is
 /// refused, as its row would have been deleted with the video.
-pub(crate) fn check_open(conn: &Connection, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
+pub(crate) fn check_open(conn: &Conn, grant: &UploadGrant, now: i64) -> Result<(), ApiError> {
     let gone = || ApiError::NotFound(format!("video `{}` no longer exists", grant.video_id));
     let row = match db::uploads::get(conn, &grant.upload_id)? {
         Some(row) => row,

@@ -182,7 +182,7 @@ pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<Vid
     let updated = app
         .db
         .write(move |conn| {
-            let tx: &rusqlite::Connection = conn;
+            let tx: &crate::db::Conn = conn;
             if db::videos::get(tx, &key)?.is_none() {
                 return Err(not_found(&key));
             }
@@ -253,7 +253,7 @@ pub(crate) async fn update_embed_settings(
     let poster_jobs = app.media.ffmpeg().is_some();
     app.db
         .write(move |conn| {
-            let tx: &rusqlite::Connection = conn;
+            let tx: &crate::db::Conn = conn;
             let video = db::videos::get(tx, &key)?.ok_or_else(|| not_found(&key))?;
             let before = EmbedSettings::from_stored(video.embed_settings.as_deref());
             let merged = before.merge(&patch)?;

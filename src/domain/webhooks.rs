@@ -30,12 +30,12 @@ pub fn wake() {
 /// Queues `event` about `video` for the webhooks in `urls` (flare.toml's) and the API's that
 /// asked for it, in the caller's transaction.
 pub(crate) fn record(
-    conn: &rusqlite::Connection,
+    conn: &crate::db::Conn,
     urls: &[String],
     event: &str,
     video: &VideoRow,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> crate::db::sql::Result<()> {
     let data = serde_json::json!({
         "id": video.id,
         "title": video.title,
@@ -49,12 +49,12 @@ pub(crate) fn record(
 }
 
 fn enqueue(
-    conn: &rusqlite::Connection,
+    conn: &crate::db::Conn,
     urls: &[String],
     event: &str,
     data: serde_json::Value,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> crate::db::sql::Result<()> {
     let mut urls = urls.to_vec();
     for url in db::webhooks::urls_for(conn, event)? {
         if !urls.contains(&url) {

@@ -59,9 +59,9 @@ async fn answer(app: &AppState, io: &mut tokio::net::TcpStream) -> std::io::Resu
                 .set(i64::try_from(free).unwrap_or(i64::MAX));
             let waiting: i64 = db
                 .read(|c| {
-                    Ok::<_, crate::error::ApiError>(c.query_row(
+                    Ok::<_, crate::error::ApiError>(c.row(
                         "SELECT count(*) FROM media_jobs WHERE state IN ('queued', 'running')",
-                        [],
+                        &[],
                         |r| r.get(0),
                     )?)
                 })

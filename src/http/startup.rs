@@ -108,9 +108,9 @@ impl Application {
             let live: i64 = state
                 .db
                 .read(|c| {
-                    Ok::<_, crate::error::ApiError>(c.query_row(
+                    Ok::<_, crate::error::ApiError>(c.row(
                         "SELECT count(*) FROM tokens WHERE revoked_at IS NULL",
-                        [],
+                        &[],
                         |r| r.get(0),
                     )?)
                 })

@@ -95,7 +95,7 @@ fn captions_go_up_are_listed_served_and_removed() {
     assert_eq!(app.send("GET", &url, &[], b"").status, 404);
     let left: i64 = app
         .db
-        .blocking(|c| c.query_row("SELECT COUNT(*) FROM captions", [], |r| r.get(0)))
+        .blocking(|c| c.row("SELECT COUNT(*) FROM captions", &[], |r| r.get(0)))
         .unwrap();
     assert_eq!(left, 0, "captions outlived their video");
 }

@@ -61,9 +61,9 @@ fn every_kind_of_damage_is_found_and_repaired_without_losing_data() {
     app.presign(serde_json::json!({ "videoId": stale, "fileName": "stale.mp4", "size": 10 }));
     app.db
         .blocking(|c| {
-            c.execute(
+            c.exec(
                 "UPDATE uploads SET expires_at = 1000 WHERE video_id = ?1",
-                [&stale],
+                flare::args![stale],
             )
         })
         .unwrap();

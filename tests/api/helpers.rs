@@ -89,6 +89,8 @@ impl TestApp {
                 ..Default::default()
             });
         }
+        let database = test_database(&dir.path().join("data"));
+        raw.database_url = database.clone().map(flare::config::Secret);
         tweak(&mut raw);
         let settings = Settings::resolve([raw]).unwrap();
         let scheme = settings.scheme();
@@ -104,7 +106,10 @@ impl TestApp {
         let (port, server, sendfile_answers) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("flare did not start");
-        let db = Db::open(&dir.path().join("data/flare.db")).unwrap();
+        let db = match &database {
+            Some(url) => Db::open_url(url).unwrap(),
+            None => Db::open(&dir.path().join("data/flare.db")).unwrap(),
+        };
         let mut app = TestApp {
             port,
             base: format!("{scheme}://127.0.0.1:{port}"),
@@ -445,6 +450,7 @@ impl Node {
             } else {
                 Vec::new()
             })
+            .envs(database_env(data_dir))
             .envs(env.iter().copied())
             .current_dir(data_dir.parent().unwrap())
             .stderr(std::process::Stdio::piped())
@@ -552,6 +558,7 @@ pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::p
     std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
         .args(args)
         .envs(bucket_env(data_dir))
+        .envs(database_env(data_dir))
         .envs(env.iter().copied())
         .env("FLARE_DATA_DIR", data_dir)
         .env_remove("FLARE_CONFIG")
@@ -660,6 +667,48 @@ pub fn bucket_env(data_dir: &Path) -> Vec<(String, String)> {
         ],
         None => Vec::new(),
     }
+}
+
+/// The setting that points a child `flare` at the test database of `data_dir`, if any.
+pub fn database_env(data_dir: &Path) -> Vec<(String, String)> {
+    test_database(data_dir)
+        .map(|url| vec![("FLARE_DATABASE_URL".into(), url)])
+        .unwrap_or_default()
+}
+
+/// With `TEST_DATABASE_URL` set (`postgres://USER:PASSWORD@HOST:PORT/`, tests/pg.sh, which
+/// starts a throwaway PostgreSQL cluster), every flare a test starts keeps its records in a
+/// database of its own, named after its data folder (as `test_bucket`), made with `createdb`
+/// the first time.
+pub fn test_database(data_dir: &Path) -> Option<String> {
+    if !cfg!(feature = "postgres") {
+        return None;
+    }
+    let base = std::env::var("TEST_DATABASE_URL").ok()?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        data_dir
+            .parent()
+            .unwrap_or(data_dir)
+            .as_os_str()
+            .as_encoded_bytes(),
+    );
+    let name = format!("t{}", &flare::storage::hex(digest.as_ref())[..20]);
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if !made.contains(&name) {
+        let out = std::process::Command::new("createdb")
+            .arg(&name)
+            .output()
+            .expect("createdb (Debian's postgresql-client) is needed with TEST_DATABASE_URL");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "createdb {name}: {err}"
+        );
+        made.push(name.clone());
+    }
+    Some(format!("{base}{name}"))
 }
 
 /// Every object file a server on `data_dir` keeps: under `objects/`, or in its test bucket.

@@ -261,7 +261,7 @@ fn presign_refuses_hostile_names_and_writes_nothing() {
     }
     let uploads: i64 = app
         .db
-        .blocking(|c| c.query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0)))
+        .blocking(|c| c.row("SELECT COUNT(*) FROM uploads", &[], |r| r.get(0)))
         .unwrap();
     assert_eq!(uploads, 0);
 }

@@ -255,9 +255,9 @@ fn delete_removes_the_record_its_files_and_its_upload_urls() {
     let rows: i64 = app
         .db
         .blocking(|c| {
-            c.query_row(
+            c.row(
                 "SELECT COUNT(*) FROM uploads WHERE video_id = ?1",
-                [&id],
+                flare::args![id],
                 |r| r.get(0),
             )
         })
@@ -457,9 +457,11 @@ fn a_deletion_cut_short_is_finished_at_the_next_start() {
     let left: i64 = app
         .db
         .blocking(|c| {
-            c.query_row("SELECT COUNT(*) FROM videos WHERE id = ?1", [&id], |r| {
-                r.get(0)
-            })
+            c.row(
+                "SELECT COUNT(*) FROM videos WHERE id = ?1",
+                flare::args![id],
+                |r| r.get(0),
+            )
         })
         .unwrap();
     assert_eq!(left, 0, "the row outlived the restart");

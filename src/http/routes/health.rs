@@ -18,7 +18,7 @@ pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     }
     app.db
         .read_on_executor::<_, ApiError, _>(|c| {
-            c.query_row("SELECT count(*) FROM videos", [], |r| r.get::<_, i64>(0))
+            c.row("SELECT count(*) FROM videos", &[], |r| r.get::<i64>(0))
         })
         .await
         .map_err(|e| ApiError::Unavailable(format!("the database does not answer: {e}")))?;
