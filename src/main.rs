@@ -111,20 +111,31 @@ fn run(cli: Cli) -> Result<bool, String> {
             Ok(true)
         }
         Command::MigrateStore { json } => {
+            let records = match &settings.database_url {
+                Some(url) => flare::cli::migrate::copy_records(
+                    &settings.data_dir,
+                    &flare::db::Db::open_url(&url.0)?,
+                )?,
+                None => None,
+            };
             let app = flare::state::AppState::open(settings, None)?;
-            let s = flare::cli::migrate::migrate_store(&app)?;
+            let s = flare::cli::migrate::migrate_store(&app, records)?;
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
                 );
             } else {
-                println!(
+                if let Some(rows) = s.records {
+                    println!("copied {rows} new rows from flare.db into PostgreSQL");
+                }
+                if let Some(bucket) = &s.bucket {
+                    println!(
                     "copied {} videos' objects ({} bytes, each checked) into bucket {:?}; {} were \
                      there already{}",
                     s.copied,
                     s.bytes,
-                    s.bucket,
+                    bucket,
                     s.already,
                     if s.failed.is_empty() {
                         String::new()
@@ -132,6 +143,7 @@ fn run(cli: Cli) -> Result<bool, String> {
                         format!("; {} failed: {}", s.failed.len(), s.failed.join("; "))
                     }
                 );
+                }
                 if s.copied + s.already > 0 && s.failed.is_empty() {
                     println!(
                         "the files under objects/ are no longer read: remove them once you have \

@@ -20,7 +20,11 @@ fi
 if [ -z "${TEST_DATABASE_URL:-}" ] && [ -z "${PG_INSIDE:-}" ]; then
   # pg_virtualenv makes the cluster, exports PGHOST/PGPORT/PGUSER/PGPASSWORD, runs this
   # script again inside it, and drops the cluster when it ends.
-  exec env PG_INSIDE=1 pg_virtualenv -c "-c max_connections=400 -c fsync=off" "$0" "$@"
+  # A cluster left by a run that was killed would stop this one: drop it first.
+  pg_lsclusters -h 2>/dev/null | awk '$2 == "regress" {print $1}' | while read -r v; do
+    pg_dropcluster "$v" regress --stop || true
+  done
+  exec env PG_INSIDE=1 pg_virtualenv -t -o max_connections=400 -o fsync=off "$0" "$@"
 fi
 export TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@127.0.0.1:$PGPORT/"
 echo "PostgreSQL $(psql -Atc 'SHOW server_version') on 127.0.0.1:$PGPORT"

@@ -4,7 +4,7 @@
 # a free loopback port, and runs every cargo test against it (tests/api/helpers.rs gives each
 # server a bucket of its own), except the ones that look at what only a data folder holds; then
 # the browser suite (when chromium is here; .ci/run installs it).
-# Stops s3s-fs and removes its folder on the way out.
+# Stops s3s-fs and removes its folder on the way out. Arguments: only the cargo tests they name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,13 +45,20 @@ args=()
 for s in "${skip[@]}"; do args+=(--skip "$s"); done
 rc=0
 TEST_S3_ENDPOINT="http://127.0.0.1:$port" TEST_S3_ROOT="$root" \
-  cargo test --locked --features "$features" -- "${args[@]}" || rc=$?
+  cargo test --locked --features "$features" -- "${args[@]}" "$@" || rc=$?
 # The browser suite too (the web app's uploads, the watch page, posters and renditions), on the
 # binary cargo test just built with the feature, every server it starts on one bucket.
-if command -v chromium >/dev/null 2>&1; then
+if [ $# -gt 0 ]; then
+  echo "the browser suite: not run, as only the tests named $* were"
+elif command -v chromium >/dev/null 2>&1; then
   mkdir -p "$root/browser"
+  db_env=()
+  if [ -n "${TEST_DATABASE_URL:-}" ]; then
+    createdb browser
+    db_env=("FLARE_DATABASE_URL=${TEST_DATABASE_URL}browser")
+  fi
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
-    FLARE_S3_ENDPOINT="http://127.0.0.1:$port" FLARE_S3_BUCKET=browser npm test) || rc=$?
+    env FLARE_S3_ENDPOINT="http://127.0.0.1:$port" FLARE_S3_BUCKET=browser "${db_env[@]}" npm test) || rc=$?
 else
   echo "the browser suite against the bucket: skipped, no chromium"
 fi

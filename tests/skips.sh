@@ -24,4 +24,6 @@ S3_SKIP=(
 # (refused on PostgreSQL: pg_dump is the tool).
 PG_SKIP=(
   backup:: bundle::
+  datadir::a_lost_database_beside_stored_objects_is_not_silently_started_over
+  datadir::a_database_deleted_under_the_server_refuses_writes_and_is_not_remade_empty
 )

@@ -155,24 +155,32 @@ fn named_files(db: &Path) -> Result<(usize, Vec<Entry>), String> {
 }
 
 /// Backups, restores and bundles copy a data folder's objects and its flare.db, which with
-/// `[s3]` or `database_url` are not in it.
+/// `[s3]` or `database_url` are not in it: refused, saying where they are and what backs them up.
 pub(crate) fn refuse_bucket(settings: &Settings, command: &str) -> Result<(), String> {
-    if settings.database_url.is_some() {
-        return Err(format!(
-            "{command} works on a data folder that holds its database, and the records are in \
-             PostgreSQL (database_url): back them up with pg_dump (and the objects with the \
-             store's own tools)"
-        ));
-    }
-    match &settings.s3 {
-        Some(s3) => Err(format!(
-            "{command} works on a data folder that holds its objects, and these are in S3 bucket \
-             {:?} ([s3]): back the bucket up with the store's own tools (its replication, or \
-             rclone sync), and the database with sqlite3's .backup",
-            s3.bucket
-        )),
-        None => Ok(()),
-    }
+    let (elsewhere, tools) = match (&settings.s3, &settings.database_url) {
+        (None, None) => return Ok(()),
+        (Some(s3), None) => (
+            format!("its objects are in S3 bucket {:?} ([s3])", s3.bucket),
+            "back the bucket up with the store's own tools (its replication, or rclone sync), \
+             and the database with sqlite3's .backup",
+        ),
+        (None, Some(_)) => (
+            "its records are in PostgreSQL (database_url)".to_string(),
+            "back them up with pg_dump",
+        ),
+        (Some(s3), Some(_)) => (
+            format!(
+                "its objects are in S3 bucket {:?} ([s3]) and its records in PostgreSQL \
+                 (database_url)",
+                s3.bucket
+            ),
+            "back the bucket up with the store's own tools (its replication, or rclone sync), \
+             and the records with pg_dump",
+        ),
+    };
+    Err(format!(
+        "{command} works on a data folder that holds everything, and {elsewhere}: {tools}"
+    ))
 }
 
 /// `flare backup DEST`. Safe beside a running server.

@@ -64,10 +64,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Copy the objects of this data folder's videos into the S3 bucket of [s3], each checked
-    /// against its recorded SHA-256 on the way, so that a site moves to a bucket without
-    /// uploading anything again. Resumable: run it again after a stop, and videos already in the
-    /// bucket are skipped. The files in objects/ are left where they are.
+    /// Copy this data folder into PostgreSQL and S3: with database_url, every record of
+    /// flare.db (stop the server first); with [s3], the objects of its videos, each checked
+    /// against its recorded SHA-256 on the way. A site grows to several nodes without
+    /// uploading anything again. Resumable: run it again after a stop, and what was copied is
+    /// skipped. flare.db and the files in objects/ are left where they are.
     MigrateStore {
         /// Print the report as JSON.
         #[arg(long)]

@@ -4,6 +4,8 @@
 //! writer, and the busy timeout makes a second writer wait its turn instead of failing.
 
 pub mod captions;
+#[cfg(test)]
+mod conformance;
 pub mod jobs;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -574,10 +576,14 @@ impl Db {
             Backend::Sqlite(inner) => inner,
             #[cfg(feature = "postgres")]
             Backend::Postgres(pg) => {
-                let pg = pg.clone();
-                return tokio::task::spawn_blocking(move || pg.change(durable, f, after))
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let db = pg.clone();
+                pg.on_change_thread(Box::new(move || {
+                    let _ = tx.send(db.change(durable, f, after));
+                }))?;
+                return rx
                     .await
-                    .map_err(|e| E::from(DbError::Failed(format!("database task: {e}"))))?;
+                    .map_err(|_| DbError::Failed("a database thread dropped a change".into()))?;
             }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();

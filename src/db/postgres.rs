@@ -16,6 +16,12 @@ const WRITE_LOCK: i64 = 0x666c_6172_6501;
 const MIGRATE_LOCK: i64 = 0x666c_6172_6502;
 /// Connections this process keeps open at most; a caller past it waits for one.
 const POOL_MAX: usize = 16;
+/// Threads that make changes. Changes run one at a time under the write lock; more threads
+/// only overlap the network round trips around it.
+const CHANGE_THREADS: usize = 4;
+
+/// A change to run on a change thread.
+type Task = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct PgDb {
     url: String,
@@ -24,6 +30,9 @@ pub(crate) struct PgDb {
     /// Held from a durable change's commit through its `after`, so that file work following a
     /// record happens in commit order in this process (as on SQLite's writer thread).
     durable: Mutex<()>,
+    /// To the change threads: plain threads, outside any async runtime, as SQLite's writer is
+    /// (what a change drops, such as a refused upload's staged file, goes at once there).
+    tasks: Mutex<std::sync::mpsc::Sender<Task>>,
 }
 
 struct Pool {
@@ -41,7 +50,26 @@ impl PgDb {
             )
         })?;
         migrate(&mut conn).map_err(|e| format!("cannot migrate the PostgreSQL database: {e}"))?;
+        let (tx, rx) = std::sync::mpsc::channel::<Task>();
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        for i in 0..CHANGE_THREADS {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("flare-db-change-{i}"))
+                .spawn(move || loop {
+                    let task = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match task {
+                        // A task that panics is lost (its caller is told); the thread goes on.
+                        Ok(task) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+                        }
+                        Err(_) => return,
+                    }
+                })
+                .map_err(|e| format!("cannot start the database threads: {e}"))?;
+        }
         Ok(PgDb {
+            tasks: Mutex::new(tx),
             url: url.to_owned(),
             pool: Mutex::new(Pool {
                 idle: vec![conn],
@@ -104,6 +132,15 @@ impl PgDb {
         }
     }
 
+    /// Runs `task` on a change thread.
+    pub(crate) fn on_change_thread(&self, task: Task) -> Result<(), DbError> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(task)
+            .map_err(|_| DbError::Failed("the database threads have stopped".into()))
+    }
+
     /// A change: `f` in a transaction holding the write lock, committed if it returns `Ok`;
     /// then, for a durable change, `after`, before the next durable change of this process.
     pub(crate) fn change<P, T, E>(
@@ -138,12 +175,21 @@ impl PgDb {
                 return Err(E::from(DbError::Failed("a change panicked".into())));
             }
         };
-        let done = match out {
-            Ok(p) => conn
-                .batch("COMMIT")
+        // The faults the tests arm (`FLARE_FAULTS`) fail a durable commit as on SQLite.
+        let injected = durable.then(super::injected_commit_failure).flatten();
+        let done = match (out, injected) {
+            (Ok(_), Some(failed)) => {
+                let _ = conn.batch("ROLLBACK");
+                Err(E::from(failed.into()))
+            }
+            (Ok(p), None) => {
+                crate::metrics::timed(&crate::metrics::METRICS.db_commit_seconds, || {
+                    conn.batch("COMMIT")
+                })
                 .map(|()| p)
-                .map_err(|e| E::from(e.into())),
-            Err(e) => {
+                .map_err(|e| E::from(e.into()))
+            }
+            (Err(e), _) => {
                 let _ = conn.batch("ROLLBACK");
                 Err(e)
             }

@@ -450,8 +450,26 @@ mod pg {
 
     /// A PostgreSQL client and the statements it has prepared, by their SQL as written.
     pub(crate) struct PgConn {
-        client: RefCell<postgres::Client>,
+        /// `None` only once dropped (see `Drop`).
+        client: RefCell<Option<postgres::Client>>,
         prepared: RefCell<HashMap<String, postgres::Statement>>,
+    }
+
+    /// The sync client closes its connection by blocking on a runtime of its own, which tokio
+    /// forbids on a thread driving a runtime (a server shutting down drops its pool there): such
+    /// a client is closed on a thread of its own.
+    impl Drop for PgConn {
+        fn drop(&mut self) {
+            if let Some(client) = self.client.get_mut().take() {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    let _ = std::thread::Builder::new()
+                        .name("flare-pg-close".into())
+                        .spawn(move || drop(client));
+                } else {
+                    drop(client);
+                }
+            }
+        }
     }
 
     impl PgConn {
@@ -459,9 +477,16 @@ mod pg {
             let client = postgres::Client::connect(url, postgres::NoTls)?;
             Ok(Conn {
                 inner: ConnInner::Postgres(Box::new(PgConn {
-                    client: RefCell::new(client),
+                    client: RefCell::new(Some(client)),
                     prepared: RefCell::new(HashMap::new()),
                 })),
+            })
+        }
+
+        fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+            std::cell::RefMut::map(self.client.borrow_mut(), |c| {
+                c.as_mut()
+                    .expect("a PostgreSQL client is used only until dropped")
             })
         }
 
@@ -469,7 +494,7 @@ mod pg {
             if let Some(st) = self.prepared.borrow().get(sql) {
                 return Ok(st.clone());
             }
-            let st = self.client.borrow_mut().prepare(&dollar_params(sql))?;
+            let st = self.client().prepare(&dollar_params(sql))?;
             self.prepared
                 .borrow_mut()
                 .insert(sql.to_owned(), st.clone());
@@ -480,22 +505,22 @@ mod pg {
             let st = self.statement(sql)?;
             let params: Vec<&(dyn ToSql + Sync)> =
                 args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-            Ok(self.client.borrow_mut().execute(&st, &params)? as usize)
+            Ok(self.client().execute(&st, &params)? as usize)
         }
 
         pub(super) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<postgres::Row>> {
             let st = self.statement(sql)?;
             let params: Vec<&(dyn ToSql + Sync)> =
                 args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-            Ok(self.client.borrow_mut().query(&st, &params)?)
+            Ok(self.client().query(&st, &params)?)
         }
 
         pub(super) fn batch(&self, sql: &str) -> Result<()> {
-            Ok(self.client.borrow_mut().batch_execute(sql)?)
+            Ok(self.client().batch_execute(sql)?)
         }
 
         pub(crate) fn is_closed(&self) -> bool {
-            self.client.borrow().is_closed()
+            self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
         }
     }
 

@@ -34,6 +34,9 @@ pub(crate) async fn require(
     let now = now_ms();
     // Read before the lookup: a revocation noted after it makes the row cached below stale.
     let seen = app.db.revocations_seen();
+    if seen.is_none() {
+        app.tokens.bypassed();
+    }
     let found = match seen.and_then(|seen| app.tokens.get(&hash, seen)) {
         Some(hit) => Some(hit),
         None => {

@@ -41,6 +41,16 @@ impl TokenCache {
         found
     }
 
+    /// Counts a lookup made without the cache (on PostgreSQL, where none is kept).
+    pub(crate) fn bypassed(&self) {
+        crate::metrics::METRICS
+            .token_cache
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: "off".into(),
+            })
+            .inc();
+    }
+
     pub(crate) fn put(&self, hash: TokenHash, seen: (u64, u64), row: TokenRow) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // Rows of other tokens read under an older revocation count are dead weight.

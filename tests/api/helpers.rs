@@ -427,16 +427,28 @@ impl Node {
 
     /// On a given port (0: any), so that a restarted server keeps its URLs.
     pub fn start_on(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Node {
-        Node::spawn(data_dir, port, env, true)
+        Node::spawn(data_dir, port, env, true, true)
     }
 
     /// With its objects on disk even when the suite runs against a bucket (`tests/s3.sh`).
     #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub fn start_on_disk(data_dir: &Path, env: &[(&str, &str)]) -> Node {
-        Node::spawn(data_dir, 0, env, false)
+        Node::spawn(data_dir, 0, env, false, true)
     }
 
-    fn spawn(data_dir: &Path, port: u16, env: &[(&str, &str)], bucket: bool) -> Node {
+    /// As one box: SQLite and objects on disk, even when the suite runs on other backends.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub fn start_alone(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        Node::spawn(data_dir, 0, env, false, false)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        bucket: bool,
+        database: bool,
+    ) -> Node {
         use std::io::BufRead;
         let listen = format!("127.0.0.1:{port}");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
@@ -450,7 +462,11 @@ impl Node {
             } else {
                 Vec::new()
             })
-            .envs(database_env(data_dir))
+            .envs(if database {
+                database_env(data_dir)
+            } else {
+                Vec::new()
+            })
             .envs(env.iter().copied())
             .current_dir(data_dir.parent().unwrap())
             .stderr(std::process::Stdio::piped())
@@ -559,6 +575,23 @@ pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::p
         .args(args)
         .envs(bucket_env(data_dir))
         .envs(database_env(data_dir))
+        .envs(env.iter().copied())
+        .env("FLARE_DATA_DIR", data_dir)
+        .env_remove("FLARE_CONFIG")
+        .current_dir(data_dir.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+/// `flare ARGS…` on a data folder as one box (SQLite, objects on disk), whatever the suite runs on.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub fn run_flare_alone(
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
+        .args(args)
         .envs(env.iter().copied())
         .env("FLARE_DATA_DIR", data_dir)
         .env_remove("FLARE_CONFIG")

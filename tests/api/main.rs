@@ -21,6 +21,8 @@ mod media;
 mod media_jobs;
 mod metrics;
 mod names;
+#[cfg(all(feature = "postgres", feature = "s3"))]
+mod nodes;
 mod openapi;
 mod pages;
 mod probe;

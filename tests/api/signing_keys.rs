@@ -25,6 +25,10 @@ fn a_configured_key_signs_earlier_ones_verify_and_a_dropped_one_is_refused() {
         !data_dir.join("signing.key").exists(),
         "a key file was written"
     );
+    // And fsck, given the same keys, does not call the missing file a problem.
+    let fsck = run_flare(&data_dir, &["fsck", "--json"], &[("FLARE_SIGNING_KEY", A)]);
+    let report: serde_json::Value = serde_json::from_slice(&fsck.stdout).unwrap();
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
     let log = node.log_text();
     assert!(log.contains("signing with key "), "{log}");
     assert!(!log.contains(A), "the key reached the log");

@@ -1,0 +1,379 @@
+//! Two flare nodes sharing one PostgreSQL database and one bucket, and nothing local (each has
+//! its own data folder): either one presigns, stores, serves and refuses, whichever the other
+//! did. Runs inside tests/pg.sh tests/s3.sh (`--features postgres,s3`).
+
+use crate::helpers::*;
+use serde_json::Value;
+use std::io::Write;
+use std::time::Duration;
+
+/// One signing key for both nodes (32 × 'N').
+const KEY: &str = "Tk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk4=";
+
+struct Pair {
+    _a_dir: tempfile::TempDir,
+    _b_dir: tempfile::TempDir,
+    a_data: std::path::PathBuf,
+    b_data: std::path::PathBuf,
+    /// What both nodes are given: node A's database and bucket, and the key.
+    shared: Vec<(String, String)>,
+    token: String,
+    token_id: String,
+}
+
+fn pair() -> Pair {
+    assert!(
+        std::env::var("TEST_DATABASE_URL").is_ok() && std::env::var("TEST_S3_ENDPOINT").is_ok(),
+        "these tests run inside `tests/pg.sh tests/s3.sh` (a PostgreSQL cluster and s3s-fs)"
+    );
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let a_data = a_dir.path().join("data");
+    let b_data = b_dir.path().join("data");
+    let mut shared = database_env(&a_data);
+    shared.extend(bucket_env(&a_data));
+    shared.push(("FLARE_SIGNING_KEY".into(), KEY.into()));
+    let env: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = run_flare(&a_data, &["token", "create", "--name", "nodes"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // Listed from node B's folder: the token is in the shared database, not in a file here.
+    let out = run_flare(&b_data, &["token", "list", "--json"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token_id = listed[0]["id"].as_str().unwrap().to_string();
+    Pair {
+        _a_dir: a_dir,
+        _b_dir: b_dir,
+        a_data,
+        b_data,
+        shared,
+        token,
+        token_id,
+    }
+}
+
+impl Pair {
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.shared
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn start(&self, data: &std::path::Path) -> Node {
+        Node::start(data, &self.env())
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+fn put(node: &Node, path: &str, body: &[u8]) -> Response {
+    node.send("PUT", path, &[("Content-Type", "video/mp4")], body)
+}
+
+#[test]
+fn a_video_presigned_on_one_node_is_stored_by_the_other_and_served_by_both() {
+    let p = pair();
+    let a = p.start(&p.a_data);
+    let b = p.start(&p.b_data);
+    let auth = p.auth();
+
+    let id = a.create_video(&auth, "lecture.mp4");
+    let url = a.upload_path(&auth, &id, "lecture.mp4");
+    let body = sample(3 << 20);
+    let res = put(&b, &url, &body);
+    assert_eq!(res.status, 200, "{}", res.text());
+    // The URL is spent for both nodes.
+    let again = put(&a, &url, &body);
+    assert_eq!(again.status, 409, "{}", again.text());
+
+    let media = format!("/media/{id}/composite/lecture.mp4");
+    for node in [&a, &b] {
+        let got = node.send("GET", &media, &[], b"");
+        assert_eq!(got.status, 200);
+        assert_eq!(sha256_hex(&got.body), sha256_hex(&body));
+        let video = node.send(
+            "GET",
+            &format!("/api/video/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(video.json()["video"]["status"], "ready", "{}", video.text());
+    }
+    // An update on B is what A answers; a delete on A is gone from B.
+    let res = b.send(
+        "PATCH",
+        &format!("/api/video/update/{id}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"title":"Week 1"}"#,
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    let video = a.send(
+        "GET",
+        &format!("/api/video/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(video.json()["video"]["title"], "Week 1");
+    let res = a.send(
+        "DELETE",
+        &format!("/api/video/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert!(res.status == 200 || res.status == 204, "{}", res.text());
+    assert_eq!(b.send("GET", &media, &[], b"").status, 404);
+    assert_eq!(
+        b.send(
+            "GET",
+            &format!("/api/video/{id}"),
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn a_token_revoked_through_one_node_is_refused_by_the_other_at_once() {
+    let p = pair();
+    let a = p.start(&p.a_data);
+    let b = p.start(&p.b_data);
+    let auth = p.auth();
+    // B has used the token (anything it could keep of it, it has), and minted a URL with it.
+    let id = b.create_video(&auth, "open.mp4");
+    let open_url = b.upload_path(&auth, &id, "open.mp4");
+    assert_eq!(
+        b.send("GET", "/api/videos", &[("Authorization", &auth)], b"")
+            .status,
+        200
+    );
+
+    // Revoked as an operator does, with `flare token revoke`, on node A's machine.
+    let out = run_flare(&p.a_data, &["token", "revoke", &p.token_id], &p.env());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let res = b.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
+    assert_eq!(res.status, 401, "{}", res.text());
+    assert_eq!(res.error_code(), "token-revoked");
+    let res = put(&b, &open_url, b"late bytes");
+    assert_eq!(res.status, 401, "{}", res.text());
+    assert_eq!(res.error_code(), "token-revoked");
+    assert_eq!(
+        a.send("GET", &format!("/media/{id}/composite/open.mp4"), &[], b"")
+            .status,
+        404
+    );
+}
+
+#[test]
+fn two_nodes_racing_one_url_store_exactly_one_object() {
+    let p = pair();
+    let a = p.start(&p.a_data);
+    let b = p.start(&p.b_data);
+    let auth = p.auth();
+    for round in 0..4 {
+        let id = a.create_video(&auth, "race.mp4");
+        let url = a.upload_path(&auth, &id, "race.mp4");
+        let bodies = [sample(1 << 20), {
+            let mut other = sample(1 << 20);
+            other[0] ^= 0xff;
+            other
+        }];
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| put(&a, &url, &bodies[0]).status);
+            let hb = s.spawn(|| put(&b, &url, &bodies[1]).status);
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let mut statuses = [ra, rb];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "round {round}: {ra} from A, {rb} from B"
+        );
+        let won = if ra == 200 { &bodies[0] } else { &bodies[1] };
+        let got = b.send("GET", &format!("/media/{id}/composite/race.mp4"), &[], b"");
+        assert_eq!(sha256_hex(&got.body), sha256_hex(won), "round {round}");
+        let objects: Vec<_> = stored_objects(&p.a_data)
+            .into_iter()
+            .filter(|o| {
+                o.to_string_lossy().contains(&id) && !o.to_string_lossy().contains("derived")
+            })
+            .collect();
+        // s3s-fs keeps an object as a file, and may keep a metadata file beside it.
+        let data_files: Vec<_> = objects
+            .iter()
+            .filter(|o| o.file_name().is_some_and(|n| n == "race.mp4"))
+            .collect();
+        assert_eq!(data_files.len(), 1, "round {round}: {objects:?}");
+    }
+}
+
+#[test]
+fn a_node_killed_mid_upload_publishes_nothing_and_leaves_nothing_fsck_cannot_name() {
+    let p = pair();
+    let a = p.start(&p.a_data);
+    let mut b = p.start(&p.b_data);
+    let auth = p.auth();
+    let id = a.create_video(&auth, "cut.mp4");
+    let url = a.upload_path(&auth, &id, "cut.mp4");
+    let before = stored_objects(&p.a_data).len();
+
+    // 40 MiB sent slowly to B, which is killed once 16 MiB (two parts in the bucket) are in.
+    let body = sample(40 << 20);
+    let port = b.port;
+    let sender = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let head = format!(
+            "PUT {url} HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for piece in body.chunks(1 << 20) {
+            if s.write_all(piece).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    b.kill();
+    let _ = sender.join();
+
+    assert_eq!(
+        a.send("GET", &format!("/media/{id}/composite/cut.mp4"), &[], b"")
+            .status,
+        404
+    );
+    let video = a.send(
+        "GET",
+        &format!("/api/video/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(
+        video.json()["video"]["status"],
+        "pending",
+        "{}",
+        video.text()
+    );
+    assert_eq!(
+        stored_objects(&p.a_data).len(),
+        before,
+        "a cut upload completed an object in the bucket"
+    );
+    // What is left is B's staged file: fsck on B's folder names it, and nothing else.
+    let out = run_flare(&p.b_data, &["fsck", "--json"], &p.env());
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    for problem in report["problems"].as_array().unwrap() {
+        let path = problem["path"].as_str().unwrap_or_default();
+        assert!(
+            path.contains("tmp/"),
+            "fsck named something other than B's staged file: {problem}"
+        );
+    }
+    // Restarted, B clears its staged file, and fsck finds nothing.
+    let b = p.start(&p.b_data);
+    drop(b);
+    let out = run_flare(&p.b_data, &["fsck", "--json"], &p.env());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn migrate_store_moves_a_single_box_into_postgresql_and_the_bucket_and_resumes() {
+    // One box: SQLite and objects on disk, with a token, two stored videos and a pending one.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run_flare_alone(&data, &["token", "create", "--name", "box"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let auth = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let (a, b) = (sample(2 << 20), sample(70_000));
+    let one_box = Node::start_alone(&data, &[]);
+    let (a_id, _) = one_box.upload(&auth, "a.mp4", &a);
+    let (b_id, _) = one_box.upload(&auth, "b.mp4", &b);
+    let pending = one_box.create_video(&auth, "later.mp4");
+    let listed = one_box.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
+    drop(one_box);
+
+    // Pointed at PostgreSQL and a bucket (node A's of a fresh pair), and copied.
+    let p = pair();
+    let out = run_flare(&data, &["migrate-store", "--json"], &p.env());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["records"].as_u64().unwrap() >= 4, "{report}");
+    assert_eq!(
+        (report["copied"].as_u64(), report["already"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    // A node on the shared setup (another folder: nothing local) knows the box's token and
+    // videos, in the same order, and serves the objects from the bucket.
+    let node = p.start(&p.b_data);
+    let moved = node.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    let ids = |v: &Value| -> Vec<String> {
+        v["videos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&moved.json()), ids(&listed.json()));
+    for (id, name, bytes) in [(&a_id, "a.mp4", &a), (&b_id, "b.mp4", &b)] {
+        let got = node.send("GET", &format!("/media/{id}/composite/{name}"), &[], b"");
+        assert_eq!(got.status, 200, "{name}");
+        assert!(got.body == *bytes, "{name}");
+    }
+    // The pending video takes its upload on the new setup; a new video comes first in the list.
+    let url = node.upload_path(&auth, &pending, "later.mp4");
+    assert_eq!(put(&node, &url, &sample(1000)).status, 200);
+    let newest = node.create_video(&auth, "new.mp4");
+    let now = node.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
+    assert_eq!(ids(&now.json())[0], newest);
+    drop(node);
+
+    // Again: nothing to add, nothing to copy.
+    let out = run_flare(&data, &["migrate-store", "--json"], &p.env());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 0, "{report}");
+    assert_eq!(report["copied"], 0, "{report}");
+}
