@@ -143,8 +143,14 @@ pub(crate) fn load_or_create(data_dir: &Path, db: &Db) -> Result<hmac::Key, Stri
             "{} is missing. It signs upload URLs ({open_urls} still open, or some) and the password \
              cookies of protected videos ({protected}) in this database, and a new key would void \
              them all. Restore signing.key from the backup this folder came from; to void them \
-             and go on, make a new key yourself: head -c 32 /dev/urandom > {0} && chmod 600 {0}",
-            path.display()
+             and go on, make a new key yourself: head -c 32 /dev/urandom > {0} && chmod 600 {0}{1}",
+            path.display(),
+            if db.is_postgres() {
+                ". With PostgreSQL, several nodes share these records: give every node the same \
+                 key instead (FLARE_SIGNING_KEY or signing_key_file)"
+            } else {
+                ""
+            }
         ));
     }
     let bytes = random_bytes();

@@ -76,6 +76,13 @@ impl AppState {
             }
             keys
         } else if serving {
+            if db.is_postgres() {
+                log::warn!(
+                    "the records are in PostgreSQL, but upload URLs are signed with this \
+                     folder's signing.key: another node would refuse them. For several nodes, \
+                     give every one the same key (FLARE_SIGNING_KEY or signing_key_file)"
+                );
+            }
             vec![crate::keys::load_or_create(&data_dir, &db)?]
         } else {
             // The command-line tools sign nothing: without the key file they use a key of their

@@ -55,7 +55,10 @@ elif command -v chromium >/dev/null 2>&1; then
   db_env=()
   if [ -n "${TEST_DATABASE_URL:-}" ]; then
     createdb browser
-    db_env=("FLARE_DATABASE_URL=${TEST_DATABASE_URL}browser")
+    # Each browser test starts flare on a folder of its own, all on one database: as several
+    # nodes, they share the signing key.
+    db_env=("FLARE_DATABASE_URL=${TEST_DATABASE_URL}browser"
+      "FLARE_SIGNING_KEY=QnJvd3NlckJyb3dzZXJCcm93c2VyQnJvd3NlckJyb3c=")
   fi
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
     env FLARE_S3_ENDPOINT="http://127.0.0.1:$port" FLARE_S3_BUCKET=browser "${db_env[@]}" npm test) || rc=$?

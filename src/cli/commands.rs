@@ -20,15 +20,10 @@ pub fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
     // Only `token create` may start a data folder (a token made there works once a server
     // starts on it); listing or revoking in a folder that is not there is a mistyped path.
     let creating = matches!(cmd, TokenCommand::Create { .. });
-    // On PostgreSQL the tokens are there: no data folder is needed to list or revoke them (one
-    // is still made by `token create`, as on one box, for the server to start on).
+    crate::datadir::ensure(&settings.data_dir, creating)?;
     if let Some(url) = &settings.database_url {
-        if creating {
-            crate::datadir::ensure(&settings.data_dir, true)?;
-        }
         return token_on(&Db::open_url(&url.0)?, cmd);
     }
-    crate::datadir::ensure(&settings.data_dir, creating)?;
     let db_path = settings.data_dir.join("flare.db");
     if !db_path.exists() {
         crate::datadir::refuse_new_database_beside_objects(&settings.data_dir)?;

@@ -33,7 +33,8 @@ fn video(id: &str, now: i64) -> videos::VideoRow {
     }
 }
 
-fn upload(id: &str, size: Option<u64>, expires_at: i64) -> uploads::UploadRow {
+/// An upload URL's row (of video `vid_a`, token `tok_a`): sized when `size` is given.
+pub(super) fn upload(id: &str, size: Option<u64>, expires_at: i64) -> uploads::UploadRow {
     uploads::UploadRow {
         id: id.into(),
         video_id: "vid_a".into(),
@@ -263,10 +264,11 @@ fn the_queries_conform_on_postgresql() {
     let base = std::env::var("TEST_DATABASE_URL")
         .expect("run the postgres feature's tests inside tests/pg.sh (a PostgreSQL cluster)");
     let name = format!("conformance_{}", std::process::id());
-    let made = std::process::Command::new("createdb")
-        .arg(&name)
-        .status()
-        .expect("createdb (Debian's postgresql-client)");
-    assert!(made.success());
+    // Made through the server's own database, not by running createdb: a child process here
+    // would hold this test binary's open files (a data folder's lock) while it starts.
+    sql::PgConn::connect(&format!("{base}postgres"))
+        .unwrap()
+        .batch(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     conform(&Db::open_url(&format!("{base}{name}")).unwrap());
 }

@@ -252,21 +252,7 @@ mod tests {
     use super::*;
     use crate::db::Db;
 
-    fn row(id: &str, size: Option<u64>, expires_at: i64) -> UploadRow {
-        UploadRow {
-            id: id.into(),
-            video_id: "vid_a".into(),
-            file_name: "a.mp4".into(),
-            content_type: "video/mp4".into(),
-            byte_limit: size.unwrap_or(1 << 40),
-            exact_size: size.is_some(),
-            token_id: "tok_a".into(),
-            created_at: 0,
-            expires_at,
-            completed_at: None,
-            session: None,
-        }
-    }
+    use crate::db::conformance::upload as row;
 
     #[test]
     fn open_declared_bytes_count_only_open_sized_urls_through_their_index() {

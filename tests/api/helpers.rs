@@ -437,7 +437,7 @@ impl Node {
     }
 
     /// As one box: SQLite and objects on disk, even when the suite runs on other backends.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "postgres", feature = "s3")), allow(dead_code))]
     pub fn start_alone(data_dir: &Path, env: &[(&str, &str)]) -> Node {
         Node::spawn(data_dir, 0, env, false, false)
     }
@@ -584,7 +584,7 @@ pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::p
 }
 
 /// `flare ARGS…` on a data folder as one box (SQLite, objects on disk), whatever the suite runs on.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "postgres", feature = "s3")), allow(dead_code))]
 pub fn run_flare_alone(
     data_dir: &Path,
     args: &[&str],
@@ -661,6 +661,14 @@ pub fn test_bucket(data_dir: &Path) -> Option<(String, String)> {
     }
     let endpoint = std::env::var("TEST_S3_ENDPOINT").ok()?;
     let root = PathBuf::from(std::env::var("TEST_S3_ROOT").ok()?);
+    let bucket = store_name(data_dir);
+    std::fs::create_dir_all(root.join(&bucket)).unwrap();
+    Some((endpoint, bucket))
+}
+
+/// The bucket and database name of a test's data folder: `t` and 20 hex digits of the SHA-256
+/// of the folder above it, a name both S3 and PostgreSQL take.
+fn store_name(data_dir: &Path) -> String {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         data_dir
@@ -669,9 +677,7 @@ pub fn test_bucket(data_dir: &Path) -> Option<(String, String)> {
             .as_os_str()
             .as_encoded_bytes(),
     );
-    let bucket = format!("t{}", &flare::storage::hex(digest.as_ref())[..20]);
-    std::fs::create_dir_all(root.join(&bucket)).unwrap();
-    Some((endpoint, bucket))
+    format!("t{}", &flare::storage::hex(digest.as_ref())[..20])
 }
 
 /// Where s3s-fs keeps an object of a server started by `TestApp` or `Node` on `data_dir`.
@@ -718,15 +724,7 @@ pub fn test_database(data_dir: &Path) -> Option<String> {
         return None;
     }
     let base = std::env::var("TEST_DATABASE_URL").ok()?;
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        data_dir
-            .parent()
-            .unwrap_or(data_dir)
-            .as_os_str()
-            .as_encoded_bytes(),
-    );
-    let name = format!("t{}", &flare::storage::hex(digest.as_ref())[..20]);
+    let name = store_name(data_dir);
     static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
     if !made.contains(&name) {

@@ -44,8 +44,7 @@ fn pair() -> Pair {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    // Listed from node B's folder: the token is in the shared database, not in a file here.
-    let out = run_flare(&b_data, &["token", "list", "--json"], &env);
+    let out = run_flare(&a_data, &["token", "list", "--json"], &env);
     assert!(
         out.status.success(),
         "{}",
@@ -76,6 +75,11 @@ impl Pair {
         Node::start(data, &self.env())
     }
 
+    /// Node A on its folder, node B on its own.
+    fn both(&self) -> (Node, Node) {
+        (self.start(&self.a_data), self.start(&self.b_data))
+    }
+
     fn auth(&self) -> String {
         format!("Bearer {}", self.token)
     }
@@ -88,8 +92,7 @@ fn put(node: &Node, path: &str, body: &[u8]) -> Response {
 #[test]
 fn a_video_presigned_on_one_node_is_stored_by_the_other_and_served_by_both() {
     let p = pair();
-    let a = p.start(&p.a_data);
-    let b = p.start(&p.b_data);
+    let (a, b) = p.both();
     let auth = p.auth();
 
     let id = a.create_video(&auth, "lecture.mp4");
@@ -155,8 +158,7 @@ fn a_video_presigned_on_one_node_is_stored_by_the_other_and_served_by_both() {
 #[test]
 fn a_token_revoked_through_one_node_is_refused_by_the_other_at_once() {
     let p = pair();
-    let a = p.start(&p.a_data);
-    let b = p.start(&p.b_data);
+    let (a, b) = p.both();
     let auth = p.auth();
     // B has used the token (anything it could keep of it, it has), and minted a URL with it.
     let id = b.create_video(&auth, "open.mp4");
@@ -191,8 +193,7 @@ fn a_token_revoked_through_one_node_is_refused_by_the_other_at_once() {
 #[test]
 fn two_nodes_racing_one_url_store_exactly_one_object() {
     let p = pair();
-    let a = p.start(&p.a_data);
-    let b = p.start(&p.b_data);
+    let (a, b) = p.both();
     let auth = p.auth();
     for round in 0..4 {
         let id = a.create_video(&auth, "race.mp4");
