@@ -3,6 +3,7 @@
 # on free loopback ports in a temporary folder (layout, key, bucket), builds flare with
 # `--features s3`, and checks through flare: an upload and its bytes, Range, HEAD and 304, a
 # replacement removing the old object, fsck --verify clean, a delete leaving the bucket empty.
+# Run inside tests/pg.sh (as .ci/run does), the records are in PostgreSQL.
 # Needs the `garage` binary (cargo install garage --version 2.5.0 --locked: about 13 minutes on
 # 2 cores); .ci/run runs this when one is on PATH. Stops what it started.
 set -euo pipefail
@@ -11,7 +12,10 @@ command -v garage >/dev/null 2>&1 || {
   echo "no garage binary on PATH: cargo install garage --version 2.5.0 --locked"
   exit 1
 }
-cargo build --locked --quiet --features s3
+features=s3
+# Inside tests/pg.sh (tests/pg.sh tests/garage.sh): the records in PostgreSQL too.
+[ -z "${TEST_DATABASE_URL:-}" ] || features=s3,postgres
+cargo build --locked --quiet --features "$features"
 flare=$PWD/target/debug/flare
 
 work=$(mktemp -d)
@@ -29,6 +33,11 @@ pids+=("$(cat "$work/garage/pid")")
 G=(garage -c "$work/garage/garage.toml")
 echo "garage $(garage --version 2>/dev/null | head -1 | awk '{print $2}') at $FLARE_S3_ENDPOINT, bucket flare-videos"
 export FLARE_DATA_DIR=$work/data FLARE_FFMPEG_PATH=off
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  createdb garage
+  export FLARE_DATABASE_URL=${TEST_DATABASE_URL}garage
+  echo "records in PostgreSQL ($(psql -Atc 'SHOW server_version'))"
+fi
 unset FLARE_CONFIG
 cd "$work"
 token=$("$flare" token create --name garage 2>/dev/null)
