@@ -156,7 +156,7 @@ fn named_files(db: &Path) -> Result<(usize, Vec<Entry>), String> {
 
 /// Backups, restores and bundles copy a data folder's objects and its flare.db, which with
 /// `[s3]` or `database_url` are not in it: refused, saying where they are and what backs them up.
-pub(crate) fn refuse_bucket(settings: &Settings, command: &str) -> Result<(), String> {
+pub(crate) fn refuse_unless_local(settings: &Settings, command: &str) -> Result<(), String> {
     let (elsewhere, tools) = match (&settings.s3, &settings.database_url) {
         (None, None) => return Ok(()),
         (Some(s3), None) => (
@@ -185,7 +185,7 @@ pub(crate) fn refuse_bucket(settings: &Settings, command: &str) -> Result<(), St
 
 /// `flare backup DEST`. Safe beside a running server.
 pub fn backup(settings: &Settings, dest: &Path) -> Result<Summary, String> {
-    refuse_bucket(settings, "flare backup")?;
+    refuse_unless_local(settings, "flare backup")?;
     let data = &settings.data_dir;
     let db = data.join("flare.db");
     if !db.is_file() {
@@ -338,7 +338,7 @@ fn backup_once(data: &Path, dest: &Path) -> Result<Summary, Retry> {
 
 /// `flare restore SRC`: into the settings' data folder, which must be new or empty.
 pub fn restore(settings: &Settings, src: &Path) -> Result<Summary, String> {
-    refuse_bucket(settings, "flare restore")?;
+    refuse_unless_local(settings, "flare restore")?;
     let target = &settings.data_dir;
     if target.exists() {
         if let Some(server) = crate::datadir::running_server(target) {

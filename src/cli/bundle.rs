@@ -125,7 +125,7 @@ fn record_of(v: &VideoRow) -> Record {
 /// `flare export`: the chosen videos into `out` (a new file). Safe beside a running server:
 /// objects are only ever replaced by rename, so an open file keeps the bytes it was opened on.
 pub fn export(app: &AppState, which: Selection, out: &Path) -> Result<Summary, String> {
-    crate::cli::backup::refuse_bucket(&app.settings, "flare export")?;
+    crate::cli::backup::refuse_unless_local(&app.settings, "flare export")?;
     let sql = |e: crate::db::sql::Error| format!("cannot read the database: {e}");
     let rows: Vec<VideoRow> = app
         .db
@@ -255,7 +255,7 @@ impl<W: Write> Write for Hashing<W> {
 
 /// `flare import FILE.tar` into this data folder (a server may be running on it).
 pub fn import(app: &AppState, bundle_path: &Path) -> Result<Summary, String> {
-    crate::cli::backup::refuse_bucket(&app.settings, "flare import")?;
+    crate::cli::backup::refuse_unless_local(&app.settings, "flare import")?;
     let file = File::open(bundle_path)
         .map_err(|e| format!("cannot open {}: {e}", bundle_path.display()))?;
     let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));

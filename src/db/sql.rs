@@ -77,7 +77,7 @@ impl<T> Optional<T> for Result<T> {
     }
 }
 
-/// A statement's parameter, as both databases take it.
+/// A value as both databases take it (a statement's parameter) and give it (a column).
 #[derive(Clone, Copy, Debug)]
 pub enum Value<'a> {
     Null,
@@ -177,38 +177,28 @@ impl rusqlite::ToSql for Value<'_> {
     }
 }
 
-/// One column of a result row, as both databases give it.
-#[derive(Clone, Copy, Debug)]
-pub enum Cell<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
-
 /// What a column can be read as (`Row::get`).
 pub trait Column: Sized {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String>;
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String>;
 }
 
 impl<T: Column> Column for Option<T> {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         match cell {
-            Cell::Null => Ok(None),
+            Value::Null => Ok(None),
             other => T::from_cell(other).map(Some),
         }
     }
 }
 
-fn expected(what: &str, cell: Cell<'_>) -> String {
+fn expected(what: &str, cell: Value<'_>) -> String {
     format!("expected {what}, found {cell:?}")
 }
 
 impl Column for i64 {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         match cell {
-            Cell::Int(i) => Ok(i),
+            Value::Int(i) => Ok(i),
             other => Err(expected("an integer", other)),
         }
     }
@@ -217,7 +207,7 @@ impl Column for i64 {
 macro_rules! int_column {
     ($($t:ty),*) => {$(
         impl Column for $t {
-            fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+            fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
                 let i = i64::from_cell(cell)?;
                 <$t>::try_from(i).map_err(|_| format!("{i} is out of range"))
             }
@@ -227,35 +217,35 @@ macro_rules! int_column {
 int_column!(u64, u32, usize);
 
 impl Column for bool {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         i64::from_cell(cell).map(|i| i != 0)
     }
 }
 
 impl Column for f64 {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         match cell {
-            Cell::Real(f) => Ok(f),
-            Cell::Int(i) => Ok(i as f64),
+            Value::Real(f) => Ok(f),
+            Value::Int(i) => Ok(i as f64),
             other => Err(expected("a number", other)),
         }
     }
 }
 
 impl Column for String {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         match cell {
-            Cell::Text(s) => Ok(s.to_owned()),
+            Value::Text(s) => Ok(s.to_owned()),
             other => Err(expected("text", other)),
         }
     }
 }
 
 impl Column for Vec<u8> {
-    fn from_cell(cell: Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: Value<'_>) -> std::result::Result<Self, String> {
         match cell {
-            Cell::Blob(b) => Ok(b.to_vec()),
-            Cell::Text(s) => Ok(s.as_bytes().to_vec()),
+            Value::Blob(b) => Ok(b.to_vec()),
+            Value::Text(s) => Ok(s.as_bytes().to_vec()),
             other => Err(expected("bytes", other)),
         }
     }
@@ -279,13 +269,13 @@ impl Row<'_> {
             RowInner::Sqlite(r) => {
                 use rusqlite::types::ValueRef;
                 let cell = match r.get_ref(i)? {
-                    ValueRef::Null => Cell::Null,
-                    ValueRef::Integer(n) => Cell::Int(n),
-                    ValueRef::Real(f) => Cell::Real(f),
-                    ValueRef::Text(t) => Cell::Text(
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(
                         std::str::from_utf8(t).map_err(|e| Error::Column(e.to_string()))?,
                     ),
-                    ValueRef::Blob(b) => Cell::Blob(b),
+                    ValueRef::Blob(b) => Value::Blob(b),
                 };
                 T::from_cell(cell)
             }
@@ -443,7 +433,7 @@ pub(crate) use pg::PgConn;
 
 #[cfg(feature = "postgres")]
 mod pg {
-    use super::{Cell, Conn, ConnInner, Error, Result, Value};
+    use super::{Conn, ConnInner, Error, Result, Value};
     use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -551,7 +541,7 @@ mod pg {
     }
 
     /// Column `i` of a PostgreSQL row, by its type.
-    pub(super) fn cell(r: &postgres::Row, i: usize) -> Result<Cell<'_>> {
+    pub(super) fn cell(r: &postgres::Row, i: usize) -> Result<Value<'_>> {
         let ty = r
             .columns()
             .get(i)
@@ -559,20 +549,24 @@ mod pg {
             .type_()
             .clone();
         let cell = match ty {
-            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Cell::Int),
-            Type::INT4 => r.try_get::<_, Option<i32>>(i)?.map(|n| Cell::Int(n.into())),
-            Type::INT2 => r.try_get::<_, Option<i16>>(i)?.map(|n| Cell::Int(n.into())),
+            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+            Type::INT4 => r
+                .try_get::<_, Option<i32>>(i)?
+                .map(|n| Value::Int(n.into())),
+            Type::INT2 => r
+                .try_get::<_, Option<i16>>(i)?
+                .map(|n| Value::Int(n.into())),
             Type::BOOL => r
                 .try_get::<_, Option<bool>>(i)?
-                .map(|b| Cell::Int(b.into())),
-            Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Cell::Real),
+                .map(|b| Value::Int(b.into())),
+            Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
             Type::FLOAT4 => r
                 .try_get::<_, Option<f32>>(i)?
-                .map(|f| Cell::Real(f.into())),
-            Type::BYTEA => r.try_get::<_, Option<&[u8]>>(i)?.map(Cell::Blob),
-            _ => r.try_get::<_, Option<&str>>(i)?.map(Cell::Text),
+                .map(|f| Value::Real(f.into())),
+            Type::BYTEA => r.try_get::<_, Option<&[u8]>>(i)?.map(Value::Blob),
+            _ => r.try_get::<_, Option<&str>>(i)?.map(Value::Text),
         };
-        Ok(cell.unwrap_or(Cell::Null))
+        Ok(cell.unwrap_or(Value::Null))
     }
 
     impl ToSql for Value<'_> {

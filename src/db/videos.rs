@@ -32,7 +32,7 @@ impl super::sql::Arg for VideoStatus {
 }
 
 impl super::sql::Column for VideoStatus {
-    fn from_cell(cell: super::sql::Cell<'_>) -> std::result::Result<Self, String> {
+    fn from_cell(cell: super::sql::Value<'_>) -> std::result::Result<Self, String> {
         match <String as super::sql::Column>::from_cell(cell)?.as_str() {
             "pending" => Ok(VideoStatus::Pending),
             "ready" => Ok(VideoStatus::Ready),

@@ -569,22 +569,18 @@ impl Drop for Node {
     }
 }
 
-/// `flare ARGS…` on a data folder, run from the folder above it (so no flare.toml is read).
+/// `flare ARGS…` on a data folder, run from the folder above it (so no flare.toml is read), on
+/// the test bucket and database of that folder when the suite runs on them.
 pub fn run_flare(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_flare"))
-        .args(args)
-        .envs(bucket_env(data_dir))
-        .envs(database_env(data_dir))
-        .envs(env.iter().copied())
-        .env("FLARE_DATA_DIR", data_dir)
-        .env_remove("FLARE_CONFIG")
-        .current_dir(data_dir.parent().unwrap())
-        .output()
-        .unwrap()
+    let mut all = bucket_env(data_dir);
+    all.extend(database_env(data_dir));
+    all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_flare_alone(data_dir, args, &all)
 }
 
-/// `flare ARGS…` on a data folder as one box (SQLite, objects on disk), whatever the suite runs on.
-#[cfg_attr(not(all(feature = "postgres", feature = "s3")), allow(dead_code))]
+/// `flare ARGS…` on a data folder as one box (SQLite, objects on disk), whatever the suite runs
+/// on: only `env` is added.
 pub fn run_flare_alone(
     data_dir: &Path,
     args: &[&str],
@@ -602,7 +598,16 @@ pub fn run_flare_alone(
 
 /// `run_flare` that must succeed; its stdout.
 pub fn flare_cli(data_dir: &Path, args: &[&str]) -> String {
-    let out = run_flare(data_dir, args, &[]);
+    flare_cli_env(data_dir, args, &[])
+}
+
+/// `flare_cli` with these variables set too.
+pub fn flare_cli_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    succeeded(args, run_flare(data_dir, args, env))
+}
+
+/// The stdout of a `flare ARGS…` that must have succeeded.
+pub fn succeeded(args: &[&str], out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "flare {args:?}: {}",

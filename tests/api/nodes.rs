@@ -37,20 +37,10 @@ fn pair() -> Pair {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let out = run_flare(&a_data, &["token", "create", "--name", "nodes"], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let out = run_flare(&a_data, &["token", "list", "--json"], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = flare_cli_env(&a_data, &["token", "create", "--name", "nodes"], &env);
+    let token = out.trim().to_string();
+    let out = flare_cli_env(&a_data, &["token", "list", "--json"], &env);
+    let listed: Value = serde_json::from_str(&out).unwrap();
     let token_id = listed[0]["id"].as_str().unwrap().to_string();
     Pair {
         _a_dir: a_dir,
@@ -170,12 +160,7 @@ fn a_token_revoked_through_one_node_is_refused_by_the_other_at_once() {
     );
 
     // Revoked as an operator does, with `flare token revoke`, on node A's machine.
-    let out = run_flare(&p.a_data, &["token", "revoke", &p.token_id], &p.env());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    flare_cli_env(&p.a_data, &["token", "revoke", &p.token_id], &p.env());
 
     let res = b.send("GET", "/api/videos", &[("Authorization", &auth)], b"");
     assert_eq!(res.status, 401, "{}", res.text());
@@ -310,13 +295,11 @@ fn migrate_store_moves_a_single_box_into_postgresql_and_the_bucket_and_resumes()
     // One box: SQLite and objects on disk, with a token, two stored videos and a pending one.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = run_flare_alone(&data, &["token", "create", "--name", "box"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        &["token", "create", "--name", "box"],
+        run_flare_alone(&data, &["token", "create", "--name", "box"], &[]),
     );
-    let auth = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let auth = format!("Bearer {}", out.trim());
     let (a, b) = (sample(2 << 20), sample(70_000));
     let one_box = Node::start_alone(&data, &[]);
     let (a_id, _) = one_box.upload(&auth, "a.mp4", &a);
@@ -327,13 +310,8 @@ fn migrate_store_moves_a_single_box_into_postgresql_and_the_bucket_and_resumes()
 
     // Pointed at PostgreSQL and a bucket (node A's of a fresh pair), and copied.
     let p = pair();
-    let out = run_flare(&data, &["migrate-store", "--json"], &p.env());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = flare_cli_env(&data, &["migrate-store", "--json"], &p.env());
+    let report: Value = serde_json::from_str(&out).unwrap();
     assert!(report["records"].as_u64().unwrap() >= 4, "{report}");
     assert_eq!(
         (report["copied"].as_u64(), report["already"].as_u64()),
@@ -368,13 +346,8 @@ fn migrate_store_moves_a_single_box_into_postgresql_and_the_bucket_and_resumes()
     drop(node);
 
     // Again: nothing to add, nothing to copy.
-    let out = run_flare(&data, &["migrate-store", "--json"], &p.env());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = flare_cli_env(&data, &["migrate-store", "--json"], &p.env());
+    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["records"], 0, "{report}");
     assert_eq!(report["copied"], 0, "{report}");
 }
