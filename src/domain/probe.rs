@@ -49,6 +49,44 @@ pub struct MediaInfo {
 /// The largest `moov` read into memory (a two-hour film's index is a few MB).
 const MAX_MOOV: u64 = 64 << 20;
 
+/// Reads and seeks one probe may make: a real file's headers take a few thousand (a long
+/// film's cues included); a file that sends a parser round in circles meets the end of it.
+const MAX_OPS: u64 = 2_000_000;
+
+/// A reader that fails once it has been asked `MAX_OPS` times.
+struct Budget<'a, R> {
+    inner: &'a mut R,
+    ops_left: u64,
+}
+
+impl<R> Budget<'_, R> {
+    fn spend(&mut self) -> io::Result<()> {
+        match self.ops_left.checked_sub(1) {
+            Some(left) => {
+                self.ops_left = left;
+                Ok(())
+            }
+            None => Err(io::Error::other(
+                "the probe gave up: the file's headers go round in circles",
+            )),
+        }
+    }
+}
+
+impl<R: Read> Read for Budget<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.spend()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Budget<'_, R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.spend()?;
+        self.inner.seek(to)
+    }
+}
+
 /// Probes an object of `size` bytes whose name ends in `extension`. Never fails: what cannot be
 /// read is left unknown. Blocking.
 pub fn probe<R: Read + Seek>(file: &mut R, size: u64, extension: &str) -> MediaInfo {
@@ -65,12 +103,18 @@ pub fn probe<R: Read + Seek>(file: &mut R, size: u64, extension: &str) -> MediaI
         container: container.into(),
         ..MediaInfo::default()
     };
+    // However the file is made, the parsers get a bounded number of reads: a crafted file
+    // once sent matroska-demuxer round one spot forever, holding a thread at full speed.
+    let mut file = Budget {
+        inner: file,
+        ops_left: MAX_OPS,
+    };
     if matches!(container, "mp4" | "mov") {
         // A parse error leaves the fields unknown; the object is stored all the same.
-        let _ = probe_mp4(file, size, &mut info);
+        let _ = probe_mp4(&mut file, size, &mut info);
     }
     if matches!(container, "webm" | "matroska") {
-        probe_matroska(file, &mut info);
+        probe_matroska(&mut file, &mut info);
     }
     if let Some(d) = info.duration.filter(|d| *d > 0.0) {
         info.bitrate = Some((size as f64 * 8.0 / d).round() as u64);
@@ -325,5 +369,27 @@ fn longest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WebM the fuzzer (tests/fuzz.rs) made by changing bytes of an ffmpeg file: its seek
+    /// head sent matroska-demuxer 0.8.1 round one element forever.
+    #[test]
+    fn a_file_that_sends_the_parser_in_circles_is_given_up_on() {
+        let data = include_bytes!("../../tests/data/seek-head-loop.webm").to_vec();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let size = data.len() as u64;
+            let _ = tx.send(probe(&mut io::Cursor::new(data), size, "webm"));
+        });
+        let info = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the probe of a looping file never returned");
+        assert_eq!(info.container, "webm");
+        assert_eq!(info.duration, None);
     }
 }

@@ -224,3 +224,18 @@ fn a_pending_video_has_no_media_yet() {
     let v = app.api("GET", &format!("/api/video/{id}"), None).json();
     assert!(v["video"].get("media").is_none(), "{v}");
 }
+
+#[test]
+fn a_file_whose_headers_go_round_in_circles_is_stored_with_what_could_be_learnt() {
+    // Made by the fuzzer from an ffmpeg WebM: it once held a probe thread at full speed for
+    // ever, so its upload never finished.
+    let app = TestApp::spawn();
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seek-head-loop.webm"),
+    )
+    .unwrap();
+    let v = stored(&app, "loop.webm", &bytes, json!({}));
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(v["media"]["container"], "webm", "{v}");
+    assert!(v["media"].get("duration").is_none(), "{v}");
+}
