@@ -9,7 +9,7 @@
 # target/), and a GET of the object through flare against a presigned GET. Every transfer is
 # curl, its digest checked. Reports medians, their ratios and flare's peak RSS in
 # bench/results/S3-LAST.md (S3-SMOKE.md with --smoke; bench/results/S3.md keeps the figures
-# reported). --smoke: 64 MiB, one run (figures shown, not judged).
+# reported). Also the same bytes as one tus PATCH to the resumable URL, against the direct PUT. --smoke: 64 MiB, one run (figures shown, not judged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=1024 runs=5 store=s3s-fs
@@ -86,13 +86,22 @@ field() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$work/src.bin"
 want=$(sha256sum "$work/src.bin" | cut -d' ' -f1)
 secs() { curl -sS -o "${2:-/dev/null}" -w '%{time_total}' "${@:3}" "$1"; }
-flare_put=() direct_put=() flare_get=() direct_get=()
+flare_put=() direct_put=() flare_get=() direct_get=() flare_tus=()
 for i in $(seq "$runs"); do
   id=$(api /api/video/create '{"fileName":"big.mp4"}' | field '["video"]["id"]')
   url=$(api /api/video/upload/presign "{\"videoId\":\"$id\",\"fileName\":\"big.mp4\"}" | field '["uploadUrl"]')
   flare_put+=("$(secs "$url" "$work/put.json" -X PUT -H 'Content-Type: video/mp4' -T "$work/src.bin")")
   [ "$(field '["sha256"]' <"$work/put.json")" = "$want" ] || { echo "flare stored other bytes"; exit 1; }
   direct_put+=("$(secs "$(presign put "direct/$i.bin")" /dev/null -T "$work/src.bin")")
+  # The same bytes as one tus PATCH to the resumable URL: parts cut and recorded as they come.
+  rid=$(api /api/video/create '{"fileName":"big.mp4"}' | field '["video"]["id"]')
+  rurl=$(api /api/video/upload/presign "{\"videoId\":\"$rid\",\"fileName\":\"big.mp4\",\"resumable\":true}" \
+    | field '["resumable"]["url"]')
+  curl -sf -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $((size_mib << 20))" "$rurl"
+  flare_tus+=("$(secs "$rurl" /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-stream' -T "$work/src.bin")")
+  got=$(curl -sf "$base/api/video/$rid" -H "Authorization: Bearer $token")
+  [ "$(field '["video"]["sha256"]' <<<"$got")" = "$want" ] || { echo "flare stored other bytes (tus)"; exit 1; }
   flare_get+=("$(secs "$base/media/$id/composite/big.mp4" "$work/got.bin")")
   [ "$(sha256sum <"$work/got.bin" | cut -d' ' -f1)" = "$want" ] || { echo "flare served other bytes"; exit 1; }
   direct_get+=("$(secs "$(presign get "direct/$i.bin")" "$work/got.bin")")
@@ -104,6 +113,7 @@ peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$flare_pid/status")
 median_rate() { printf '%s\n' "$@" | sort -g | awk -v mib="$size_mib" '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.0f", mib/m}'; }
 fp=$(median_rate "${flare_put[@]}") dp=$(median_rate "${direct_put[@]}")
 fg=$(median_rate "${flare_get[@]}") dg=$(median_rate "${direct_get[@]}")
+ft=$(median_rate "${flare_tus[@]}")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 mkdir -p bench/results
 {
@@ -114,6 +124,7 @@ mkdir -p bench/results
   echo "| transfer | through flare | direct (presigned) | flare / direct |"
   echo "|---|---|---|---|"
   echo "| PUT | $fp | $dp | $(ratio "$fp" "$dp")× |"
+  echo "| tus PATCH (one request) | $ft | $dp | $(ratio "$ft" "$dp")× |"
   echo "| GET | $fg | $dg | $(ratio "$fg" "$dg")× |"
   echo
   echo "flare's peak RSS: $((peak_kib / 1024)) MiB"

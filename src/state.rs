@@ -100,7 +100,7 @@ impl AppState {
         if let Some(bucket) = &bucket {
             if serving {
                 log::info!(
-                    "objects in S3 bucket {:?}; uploads are staged in {}",
+                    "objects in S3 bucket {:?}; media jobs work in {}",
                     bucket.name(),
                     data_dir.join("tmp").display()
                 );

@@ -344,7 +344,23 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
             .copied()
             .chain(making.iter().map(String::as_str))
             .collect();
-        bucket_orphans(bucket, &videos, &derived, &busy, opts, &mut report)?;
+        // Resumable sessions kept in the bucket keep their tails under VIDEO/sessions/UPLOAD/.
+        let sessions: HashSet<String> = app
+            .db
+            .blocking(|c| db::uploads::sessions(c, None))
+            .map_err(sql)?
+            .into_iter()
+            .map(|row| crate::storage::tails_prefix(&row.video_id, &row.id) + "/")
+            .collect();
+        bucket_orphans(
+            bucket,
+            &videos,
+            &derived,
+            &busy,
+            &sessions,
+            opts,
+            &mut report,
+        )?;
     }
     let files = app.storage.inventory().map_err(io)?;
     report.files = files.len();
@@ -437,6 +453,10 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
         .blocking(|c| db::uploads::sessions(c, None))
         .map_err(sql)?;
     for row in &sessions {
+        if row.session.as_ref().is_some_and(|s| s.stored.is_some()) {
+            // Its bytes are in the bucket: parts of a multipart upload no listing shows.
+            continue;
+        }
         let offset = row.session.as_ref().map_or(0, |s| s.offset);
         let len = app.storage.part_len(&row.id).map_err(io)?;
         if len.unwrap_or(0) >= offset {
@@ -535,12 +555,14 @@ pub fn check(app: &AppState, opts: &Options) -> Result<Report, String> {
 /// rendition): what a crash between writing an object and committing its record (or between a
 /// replacement's commit and the old object's removal) leaves. Objects written in the last
 /// `IN_FLIGHT` may belong to an upload being published right now, on any node, and are left
-/// alone, as are the videos being published, deleted or given a poster. Repair moves orphans under `lost+found/`.
+/// alone, as are the videos being published, deleted or given a poster, and the tails of live
+/// resumable sessions (`sessions`: their prefixes). Repair moves orphans under `lost+found/`.
 fn bucket_orphans(
     bucket: &Bucket,
     videos: &[db::videos::VideoRow],
     derived: &HashSet<String>,
     busy: &HashSet<&str>,
+    sessions: &HashSet<String>,
     opts: &Options,
     report: &mut Report,
 ) -> Result<(), String> {
@@ -558,7 +580,12 @@ fn bucket_orphans(
     for object in listed {
         report.files += 1;
         let owner = object.key.split('/').next().unwrap_or("");
+        let session = match object.key.rsplit_once('/') {
+            Some((prefix, _)) => sessions.contains(&format!("{prefix}/")),
+            None => false,
+        };
         if named.contains(&object.key)
+            || session
             || object.key.starts_with("lost+found/")
             || busy.contains(owner)
             || object.modified.elapsed().unwrap_or_default() < IN_FLIGHT

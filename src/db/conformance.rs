@@ -118,19 +118,38 @@ fn run(c: &Conn) -> sql::Result<()> {
         protocol: "tus".into(),
         metadata: None,
         until: 9_000,
+        stored: Some("{\"parts\":[]}".into()),
     };
     assert!(uploads::start_session(c, "up_a", &s)?);
     assert!(
         !uploads::start_session(c, "up_a", &s)?,
         "one session at a time"
     );
-    assert!(uploads::advance_session(c, "up_a", 0, 10, None)?);
+    assert_eq!(
+        uploads::session_stores_of(c, "vid_a")?,
+        vec![("up_a".to_string(), "{\"parts\":[]}".to_string())]
+    );
+    assert!(uploads::advance_session(c, "up_a", 0, 10, None, None)?);
     assert!(
-        !uploads::advance_session(c, "up_a", 0, 20, None)?,
+        !uploads::advance_session(c, "up_a", 0, 20, None, Some("{}"))?,
         "a stale offset"
     );
-    let row = uploads::get(c, "up_a")?.unwrap();
-    assert_eq!(row.session.unwrap().length, Some(1 << 34));
+    let session = uploads::get(c, "up_a")?.unwrap().session.unwrap();
+    assert_eq!(session.length, Some(1 << 34));
+    assert_eq!(session.stored.as_deref(), Some("{\"parts\":[]}"));
+    assert!(uploads::advance_session(
+        c,
+        "up_a",
+        10,
+        30,
+        None,
+        Some("{\"parts\":[1]}")
+    )?);
+    let session = uploads::get(c, "up_a")?.unwrap().session.unwrap();
+    assert_eq!(
+        (session.offset, session.stored.as_deref()),
+        (30, Some("{\"parts\":[1]}"))
+    );
 
     // Captions: put twice is one track; the video lists it.
     let track = captions::CaptionTrack {

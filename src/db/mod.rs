@@ -206,6 +206,11 @@ ALTER TABLE publications ADD COLUMN replaced_key TEXT;
     r#"
 ALTER TABLE videos ADD COLUMN object_key TEXT;
 "#,
+    // With objects in a bucket, where a resumable session's bytes are (its multipart upload,
+    // parts, tail and SHA-256 state), so that any node can take its next request.
+    r#"
+ALTER TABLE uploads ADD COLUMN session_store TEXT;
+"#,
 ];
 
 /// A connection for a command that only reads (`doctor`, `webhook deliveries`): `data_dir`'s

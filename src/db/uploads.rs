@@ -33,6 +33,8 @@ pub struct Session {
     pub metadata: Option<String>,
     /// Milliseconds: the session and its part file are swept after this.
     pub until: i64,
+    /// With a bucket: where its bytes are (`storage`'s record of its multipart upload).
+    pub stored: Option<String>,
 }
 
 /// The columns an insert writes (a session starts later, by `start_session`).
@@ -48,7 +50,8 @@ macro_rules! columns {
     () => {
         concat!(
             insert_columns!(),
-            ", session_offset, session_length, session_protocol, session_metadata, session_until"
+            ", session_offset, session_length, session_protocol, session_metadata, session_until, \
+             session_store"
         )
     };
 }
@@ -73,6 +76,7 @@ fn from_row(r: &Row<'_>) -> Result<UploadRow> {
                 protocol: r.get::<Option<String>>(12)?.unwrap_or_default(),
                 metadata: r.get(13)?,
                 until: r.get::<Option<i64>>(14)?.unwrap_or(0),
+                stored: r.get(15)?,
             }),
         },
     })
@@ -144,7 +148,7 @@ pub fn insert_if_absent(conn: &Conn, u: &UploadRow) -> Result<()> {
 pub fn start_session(conn: &Conn, id: &str, s: &Session) -> Result<bool> {
     let n = conn.exec(
         "UPDATE uploads SET session_offset = ?2, session_length = ?3, session_protocol = ?4, \
-         session_metadata = ?5, session_until = ?6 \
+         session_metadata = ?5, session_until = ?6, session_store = ?7 \
          WHERE id = ?1 AND completed_at IS NULL AND session_offset IS NULL",
         args![
             id,
@@ -152,24 +156,28 @@ pub fn start_session(conn: &Conn, id: &str, s: &Session) -> Result<bool> {
             s.length.map(|n| n as i64),
             s.protocol,
             s.metadata,
-            s.until
+            s.until,
+            s.stored
         ],
     )?;
     Ok(n > 0)
 }
 
-/// Records bytes made durable (and a length declared late); false when the session is gone.
+/// Records bytes made durable (and a length declared late, and with a bucket where the bytes
+/// now are); false when the session is gone or another request moved it first.
 pub fn advance_session(
     conn: &Conn,
     id: &str,
     from: u64,
     to: u64,
     length: Option<u64>,
+    stored: Option<&str>,
 ) -> Result<bool> {
     let n = conn.exec(
-        "UPDATE uploads SET session_offset = ?3, session_length = COALESCE(?4, session_length) \
+        "UPDATE uploads SET session_offset = ?3, session_length = COALESCE(?4, session_length), \
+         session_store = COALESCE(?5, session_store) \
          WHERE id = ?1 AND completed_at IS NULL AND session_offset = ?2",
-        args![id, from as i64, to as i64, length.map(|n| n as i64)],
+        args![id, from as i64, to as i64, length.map(|n| n as i64), stored],
     )?;
     Ok(n > 0)
 }
@@ -178,7 +186,7 @@ pub fn advance_session(
 /// unspent and a new session may start while it is still valid.
 pub fn end_session(conn: &Conn, id: &str) -> Result<()> {
     conn.exec("UPDATE uploads SET session_offset = NULL, session_length = NULL, session_protocol = NULL, \
-         session_metadata = NULL, session_until = NULL WHERE id = ?1",
+         session_metadata = NULL, session_until = NULL, session_store = NULL WHERE id = ?1",
         args![id],
     )?;
     Ok(())
@@ -195,6 +203,17 @@ pub fn sessions(conn: &Conn, expired_before: Option<i64>) -> Result<Vec<UploadRo
         ),
         args![expired_before.unwrap_or(i64::MAX)],
         from_row,
+    )
+}
+
+/// With a bucket: where the live sessions of one video keep their bytes (to abort their
+/// multipart uploads when the video is deleted).
+pub fn session_stores_of(conn: &Conn, video_id: &str) -> Result<Vec<(String, String)>> {
+    conn.rows(
+        "SELECT id, session_store FROM uploads WHERE video_id = ?1 AND completed_at IS NULL \
+         AND session_store IS NOT NULL",
+        args![video_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 

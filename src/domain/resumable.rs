@@ -25,7 +25,8 @@ use crate::domain::uploads::{check_open, publish, Received};
 use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::Storage;
+use crate::storage::{tails_prefix, Bucket, Finished, PartWriter, SessionWriter, Storage};
+
 use crate::time::now_ms;
 
 /// Within one long request, bytes are made durable and recorded every this many: a server
@@ -215,12 +216,29 @@ async fn start(
         }
         Ok(None) => {}
     }
+    let length = creation.length.or(grant.exact.then_some(grant.limit));
+    // With a bucket, the session's bytes go into a multipart upload of its own, at a key of
+    // its own, which any node can continue.
+    let stored = match app.storage.bucket() {
+        Some(bucket) => {
+            let attempt = crate::ids::random_id(&app.rng, "sess-", 16);
+            let key = Bucket::object_key(&grant.video_id, &attempt, &grant.file_name);
+            Some(
+                bucket
+                    .begin_session(&key, length.unwrap_or(grant.limit))
+                    .await
+                    .map_err(|e| ApiError::from_io("starting an upload in the S3 bucket", e))?,
+            )
+        }
+        None => None,
+    };
     let session = Session {
         offset: 0,
-        length: creation.length.or(grant.exact.then_some(grant.limit)),
+        length,
         protocol: creation.protocol.into(),
         metadata: creation.metadata,
         until: grant.resumable_until.unwrap_or(0) * 1000,
+        stored,
     };
     let (id, started) = (grant.upload_id.clone(), session.clone());
     let checked = grant.clone();
@@ -237,15 +255,19 @@ async fn start(
     // this session, or this sees its claim.
     if !began || app.in_flight.contains(&grant.upload_id) {
         if began {
-            end(app, &grant.upload_id).await?;
+            end(app, grant, session.stored.clone()).await?;
+        } else {
+            forget_bytes(app, grant, session.stored.clone()).await?;
         }
         return Err(ApiError::UploadInProgress(
             "a PUT through this upload's other URL is in progress".into(),
         ));
     }
-    let storage = app.storage.clone();
-    let id = grant.upload_id.clone();
-    blocking(move || storage.remove_part(&id)).await?;
+    if session.stored.is_none() {
+        let storage = app.storage.clone();
+        let id = grant.upload_id.clone();
+        blocking(move || storage.remove_part(&id)).await?;
+    }
     app.sessions
         .set_hasher(&grant.upload_id, 0, digest::Context::new(&digest::SHA256));
     log::info!(
@@ -389,20 +411,32 @@ where
         }
     }
 
-    // Stream into the part file, on top of the durable offset.
-    let hasher = match app.sessions.hasher(&grant.upload_id, session.offset) {
-        Some(h) => h,
-        None => {
-            let storage = app.storage.clone();
-            let (id, offset) = (grant.upload_id.clone(), session.offset);
-            blocking(move || storage.rehash_part(&id, offset)).await?
+    // Stream into the part file (or the bucket's multipart upload), on top of the durable
+    // offset.
+    let mut writer = match (app.storage.bucket(), session.stored.as_deref()) {
+        (Some(bucket), Some(stored)) => Writer::Bucket(Box::new(
+            bucket
+                .append_session(stored, &tails_prefix(&grant.video_id, &grant.upload_id))
+                .await
+                .map_err(|e| ApiError::from_io("continuing an upload in the S3 bucket", e))?,
+        )),
+        _ => {
+            let hasher = match app.sessions.hasher(&grant.upload_id, session.offset) {
+                Some(h) => h,
+                None => {
+                    let storage = app.storage.clone();
+                    let (id, offset) = (grant.upload_id.clone(), session.offset);
+                    blocking(move || storage.rehash_part(&id, offset)).await?
+                }
+            };
+            Writer::Disk(
+                app.storage
+                    .append_part(&grant.upload_id, session.offset, hasher)
+                    .await
+                    .map_err(|e| ApiError::from_io("opening an upload's part file", e))?,
+            )
         }
     };
-    let mut writer = app
-        .storage
-        .append_part(&grant.upload_id, session.offset, hasher)
-        .await
-        .map_err(|e| ApiError::from_io("opening an upload's part file", e))?;
     let mut check = request
         .checksum
         .as_ref()
@@ -475,9 +509,12 @@ where
                 }
             };
             let to = session.offset + done.written;
-            advance(app, &grant.upload_id, committed, to, None).await?;
+            advance(app, &grant.upload_id, committed, to, None, done.stored).await?;
+            forget_tail(app, done.stale).await;
             committed = to;
-            app.sessions.set_hasher(&grant.upload_id, to, done.hasher);
+            if let Some(hasher) = done.hasher {
+                app.sessions.set_hasher(&grant.upload_id, to, hasher);
+            }
         }
     }
     if let (Some(c), Some(sum)) = (check, &request.checksum) {
@@ -494,21 +531,60 @@ where
             }));
         }
     }
-    let appended = writer
-        .finish()
+    // Whether this request ends the upload, and can: with a bucket the object is completed as
+    // the request ends, so the checks come first (a request that fails them keeps its bytes).
+    let received = session.offset + writer.written();
+    let finished = cut.is_none()
+        && match request.complete {
+            Some(done) => done,
+            None => length == Some(received),
+        };
+    let refusal = if !finished {
+        None
+    } else if length.is_some_and(|len| len != received) {
+        Some(ApiError::InvalidField(format!(
+            "Upload-Complete says this request ends the upload, but it holds {received} of its {} bytes",
+            length.unwrap_or(0)
+        )))
+    } else if grant.exact && received != grant.limit {
+        Some(ApiError::InvalidField(format!(
+            "the upload holds {received} bytes but its URL was signed for exactly {}",
+            grant.limit
+        )))
+    } else {
+        None
+    };
+    let ended = writer
+        .finish(finished && refusal.is_none())
         .await
-        .map_err(|e| ApiError::from_io("syncing an upload's part file", e))?;
-    let offset = session.offset + appended.written;
-    if offset != committed || length != session.length {
-        advance(app, &grant.upload_id, committed, offset, length).await?;
-    }
+        .map_err(|e| ApiError::from_io("storing an upload's bytes", e))?;
+    let (offset, hasher, object) = match ended {
+        Ended::Kept(kept) => {
+            let offset = session.offset + kept.written;
+            if offset != committed || length != session.length || kept.stored.is_some() {
+                advance(
+                    app,
+                    &grant.upload_id,
+                    committed,
+                    offset,
+                    length,
+                    kept.stored,
+                )
+                .await?;
+                forget_tail(app, kept.stale).await;
+            }
+            (offset, kept.hasher, None)
+        }
+        Ended::Complete(written, key) => (written.size, None, Some((written, key))),
+    };
     if let Some(error) = cut {
-        app.sessions
-            .set_hasher(&grant.upload_id, offset, appended.hasher);
+        if let Some(hasher) = hasher {
+            app.sessions.set_hasher(&grant.upload_id, offset, hasher);
+        }
         log::info!(
             "resumable upload {} kept {} bytes of an interrupted request (now at {offset})",
             grant.upload_id,
-            appended.written
+            offset - session.offset
         );
         return Err(error);
     }
@@ -520,36 +596,38 @@ where
             ..session
         }),
     );
-    let finished = match request.complete {
-        Some(true) => true,
-        Some(false) => false,
-        None => length == Some(offset),
-    };
-    if !finished {
-        app.sessions
-            .set_hasher(&grant.upload_id, offset, appended.hasher);
-        return Ok(state);
-    }
-    if length.is_some_and(|len| len != offset) {
-        return Err(ApiError::InvalidField(format!(
-            "Upload-Complete says this request ends the upload, but it holds {offset} of its {} bytes",
-            length.unwrap_or(0)
-        )));
-    }
-    if grant.exact && offset != grant.limit {
-        return Err(ApiError::InvalidField(format!(
-            "the upload holds {offset} bytes but its URL was signed for exactly {}",
-            grant.limit
-        )));
+    if !finished || refusal.is_some() {
+        if let Some(hasher) = hasher {
+            app.sessions.set_hasher(&grant.upload_id, offset, hasher);
+        }
+        return match refusal {
+            Some(error) => Err(error),
+            None => Ok(state),
+        };
     }
     app.sessions.forget(&grant.upload_id);
-    let sha256 = crate::storage::hex(appended.hasher.finish().as_ref());
-    let arrived = crate::domain::uploads::Arrived {
-        temp_name: Storage::part_name(&grant.upload_id),
-        size: offset,
-        sha256: sha256.clone(),
-        streamed: None,
+    let arrived = match (object, hasher) {
+        // With a bucket: the object is whole at the session's key.
+        (Some((written, key)), _) => crate::domain::uploads::Arrived {
+            temp_name: key.split('/').nth(2).unwrap_or_default().to_string(),
+            size: written.size,
+            sha256: written.sha256,
+            streamed: Some((key, written.meta)),
+        },
+        (None, Some(hasher)) => crate::domain::uploads::Arrived {
+            temp_name: Storage::part_name(&grant.upload_id),
+            size: offset,
+            sha256: crate::storage::hex(hasher.finish().as_ref()),
+            streamed: None,
+        },
+        (None, None) => {
+            return Err(ApiError::internal(
+                "completing a resumable upload",
+                "no digest of its bytes",
+            ))
+        }
     };
+    let sha256 = arrived.sha256.clone();
     let meta = publish(app, grant, arrived, (), |()| {}).await?;
     state.complete = true;
     state.length = Some(offset);
@@ -562,6 +640,105 @@ where
     Ok(state)
 }
 
+/// Where an append's bytes go: the session's part file, or its multipart upload in the bucket.
+enum Writer {
+    Disk(PartWriter),
+    Bucket(Box<SessionWriter>),
+}
+
+/// Removes a session's tail its row no longer names (left for the session's end on failure).
+async fn forget_tail(app: &AppState, stale: Option<String>) {
+    if let (Some(bucket), Some(key)) = (app.storage.bucket(), stale) {
+        if let Err(e) = bucket.delete(&key).await {
+            log::warn!("could not remove an upload's old tail from the S3 bucket: {e}");
+        }
+    }
+}
+
+/// What a request made durable.
+struct Durable {
+    /// This request's bytes.
+    written: u64,
+    /// The whole upload's SHA-256 state after them (a part file's).
+    hasher: Option<digest::Context>,
+    /// The session's new record of its bytes in the bucket, and the tail it no longer names.
+    stored: Option<String>,
+    stale: Option<String>,
+}
+
+enum Ended {
+    Kept(Durable),
+    /// With a bucket: the object, complete at this key.
+    Complete(crate::storage::Written, String),
+}
+
+impl Writer {
+    fn written(&self) -> u64 {
+        match self {
+            Writer::Disk(w) => w.written(),
+            Writer::Bucket(w) => w.written(),
+        }
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        match self {
+            Writer::Disk(w) => w.write(chunk).await,
+            Writer::Bucket(w) => w.write(chunk).await,
+        }
+    }
+
+    async fn checkpoint(&mut self) -> std::io::Result<Durable> {
+        Ok(match self {
+            Writer::Disk(w) => w.checkpoint().await.map(|a| Durable {
+                written: a.written,
+                hasher: Some(a.hasher),
+                stored: None,
+                stale: None,
+            })?,
+            Writer::Bucket(w) => w.checkpoint().await.map(|a| Durable {
+                written: a.written,
+                hasher: None,
+                stored: Some(a.stored),
+                stale: a.stale,
+            })?,
+        })
+    }
+
+    /// Stops without recording anything.
+    async fn abandon(self) {
+        match self {
+            Writer::Disk(w) => w.abandon().await,
+            // Parts sent are left out of the upload when it is completed or aborted.
+            Writer::Bucket(_) => {}
+        }
+    }
+
+    /// Ends the request; `last`: it ends the upload (a part file is then published by the
+    /// caller; a multipart upload is completed here).
+    async fn finish(self, last: bool) -> std::io::Result<Ended> {
+        Ok(match self {
+            Writer::Disk(w) => {
+                let a = w.finish().await?;
+                Ended::Kept(Durable {
+                    written: a.written,
+                    hasher: Some(a.hasher),
+                    stored: None,
+                    stale: None,
+                })
+            }
+            Writer::Bucket(w) => match w.finish(last).await? {
+                Finished::Kept(a) => Ended::Kept(Durable {
+                    written: a.written,
+                    hasher: None,
+                    stored: Some(a.stored),
+                    stale: a.stale,
+                }),
+                Finished::Complete(written, key) => Ended::Complete(written, key),
+            },
+        })
+    }
+}
+
 /// Records bytes made durable (`from` → `to`), in a durable write when uploads are synced: an
 /// offset reported is one a power cut keeps.
 async fn advance(
@@ -570,10 +747,18 @@ async fn advance(
     from: u64,
     to: u64,
     length: Option<u64>,
+    stored: Option<String>,
 ) -> Result<(), ApiError> {
     let id = upload_id.to_string();
     let change = move |conn: &mut crate::db::Conn| {
-        Ok::<_, ApiError>(db::uploads::advance_session(conn, &id, from, to, length)?)
+        Ok::<_, ApiError>(db::uploads::advance_session(
+            conn,
+            &id,
+            from,
+            to,
+            length,
+            stored.as_deref(),
+        )?)
     };
     // With sync_uploads off the bytes themselves are not synced, so neither is their offset
     // (a killed process loses nothing either way; a power cut may, as for a PUT).
@@ -597,24 +782,56 @@ pub async fn cancel(app: &AppState, grant: &UploadGrant) -> Result<(), ApiError>
     match load(app, grant).await? {
         Err(_) => Err(ApiError::UrlUsed),
         Ok(None) => Ok(()),
-        Ok(Some(_)) => {
-            end(app, &grant.upload_id).await?;
+        Ok(Some(session)) => {
+            end(app, grant, session.stored).await?;
             log::info!("resumable upload {} cancelled", grant.upload_id);
             Ok(())
         }
     }
 }
 
-/// Ends a session: the row first (no offset is reported after this), then the part file.
-async fn end(app: &AppState, upload_id: &str) -> Result<(), ApiError> {
+/// Ends a session: the row first (no offset is reported after this), then its bytes.
+async fn end(app: &AppState, grant: &UploadGrant, stored: Option<String>) -> Result<(), ApiError> {
+    end_row(app, &grant.video_id, &grant.upload_id, stored).await
+}
+
+async fn end_row(
+    app: &AppState,
+    video_id: &str,
+    upload_id: &str,
+    stored: Option<String>,
+) -> Result<(), ApiError> {
     let id = upload_id.to_string();
     app.db
         .write(move |conn| Ok::<_, ApiError>(db::uploads::end_session(conn, &id)?))
         .await?;
     app.sessions.forget(upload_id);
+    remove_bytes(app, video_id, upload_id, stored).await
+}
+
+/// Removes a session's bytes that no row names any more (or ever did).
+async fn forget_bytes(
+    app: &AppState,
+    grant: &UploadGrant,
+    stored: Option<String>,
+) -> Result<(), ApiError> {
+    remove_bytes(app, &grant.video_id, &grant.upload_id, stored).await
+}
+
+/// A part file, or a multipart upload and its tails.
+async fn remove_bytes(
+    app: &AppState,
+    video_id: &str,
+    upload_id: &str,
+    stored: Option<String>,
+) -> Result<(), ApiError> {
     let storage = app.storage.clone();
-    let id = upload_id.to_string();
-    blocking(move || storage.remove_part(&id)).await
+    let (id, tails) = (upload_id.to_string(), tails_prefix(video_id, upload_id));
+    blocking(move || match (storage.bucket(), stored) {
+        (Some(bucket), Some(stored)) => bucket.end_session(&stored, &tails),
+        _ => storage.remove_part(&id),
+    })
+    .await
 }
 
 /// Ends every session whose window has passed; run every few minutes. Returns how many.
@@ -630,7 +847,8 @@ pub async fn sweep(app: &AppState) -> Result<usize, ApiError> {
         let Some(_lease) = app.sessions.try_acquire(&row.id) else {
             continue;
         };
-        end(app, &row.id).await?;
+        let stored = row.session.and_then(|s| s.stored);
+        end_row(app, &row.video_id, &row.id, stored).await?;
         swept += 1;
     }
     if swept > 0 {

@@ -29,11 +29,32 @@ pub(crate) fn reconcile(db: &db::Db, storage: &Storage) -> Result<(usize, usize)
     for row in &sessions {
         let offset = row.session.as_ref().map_or(0, |s| s.offset);
         let expired = row.session.as_ref().is_some_and(|s| s.until <= now_ms());
-        let len = storage.part_len(&row.id).map_err(io)?;
-        if expired || len.unwrap_or(0) < offset {
+        // A session kept in the bucket has no part file here, and may be another node's.
+        let in_bucket = match (storage.bucket(), row.session.as_ref()) {
+            (
+                Some(bucket),
+                Some(db::uploads::Session {
+                    stored: Some(s), ..
+                }),
+            ) => Some((bucket, s)),
+            _ => None,
+        };
+        let lost = match in_bucket {
+            Some(_) => false,
+            None => storage.part_len(&row.id).map_err(io)?.unwrap_or(0) < offset,
+        };
+        if expired || lost {
             db.blocking(|c| db::uploads::end_session(c, &row.id))
                 .map_err(|e| format!("cannot update the database: {e}"))?;
-            storage.remove_part(&row.id).map_err(io)?;
+            match in_bucket {
+                Some((bucket, stored)) => bucket
+                    .end_session(
+                        stored,
+                        &crate::storage::tails_prefix(&row.video_id, &row.id),
+                    )
+                    .map_err(|e| format!("cannot end an expired upload in the S3 bucket: {e}"))?,
+                None => storage.remove_part(&row.id).map_err(io)?,
+            }
             ended += 1;
         }
     }

@@ -14,7 +14,7 @@ use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::ids::time_ordered_id;
 use crate::state::AppState;
-use crate::storage::{Bucket, ObjectKey, ObjectMeta, ObjectWriter, Staged};
+use crate::storage::{Bucket, ObjectKey, ObjectMeta, ObjectWriter};
 use crate::time::{iso8601, now_ms};
 
 /// The answer to a presign request: the documented body, in the documented order, plus
@@ -285,47 +285,63 @@ where
         })
         .await?;
 
-    // 4. Stream to a temp file, counting as we go. On any refusal the write is aborted and its
-    //    temp file removed before the answer goes out, so a client retrying at once finds the
-    //    space free again.
-    let mut writer = app
-        .storage
-        .writer()
-        .await
-        .map_err(|e| ApiError::from_io("creating a temp file", e))?;
-    // With a bucket, the body also streams into the object's own key as it arrives.
-    let mut to_bucket = app.storage.bucket().map(|bucket| {
-        // Its own for this attempt: two PUTs racing on one URL write two objects, one published.
-        let attempt = crate::ids::random_id(&app.rng, "put-", 16);
-        let key = Bucket::object_key(&grant.video_id, &attempt, &grant.file_name);
-        (bucket.writer(&key), key)
-    });
+    // 4. Stream to a temp file (or, with a bucket, straight into the object's own key),
+    //    counting as we go. On any refusal the write is aborted and its temp file removed (or
+    //    its parts abandoned) before the answer goes out, so a client retrying at once finds
+    //    the space free again.
+    let mut sink = match app.storage.bucket() {
+        None => Sink::Disk(
+            app.storage
+                .writer()
+                .await
+                .map_err(|e| ApiError::from_io("creating a temp file", e))?,
+        ),
+        Some(bucket) => {
+            // Its own for this attempt: two PUTs racing on one URL write two objects, one
+            // published.
+            let attempt = crate::ids::random_id(&app.rng, "put-", 16);
+            let key = Bucket::object_key(&grant.video_id, &attempt, &grant.file_name);
+            Sink::Bucket(bucket.writer(&key), attempt, key)
+        }
+    };
     let idle = app.settings.upload_idle_timeout;
-    let streamed = stream_body(
-        &grant,
-        &mut writer,
-        to_bucket.as_mut().map(|(w, _)| w),
-        &mut body,
-        idle,
-    )
-    .await;
+    let streamed = stream_body(&grant, &mut sink, &mut body, idle).await;
     if let Err(e) = streamed {
-        writer.abort().await;
+        if let Sink::Disk(writer) = sink {
+            writer.abort().await;
+        }
         crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e).await;
         return Err(e);
     }
-    let finished = match writer.finish().await {
-        Ok(staged) => match to_bucket {
-            Some((bucket_writer, key)) => bucket_writer
-                .finish()
-                .await
-                .map(|meta| (staged, Some((key, meta))))
-                .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e)),
-            None => Ok((staged, None)),
-        },
-        Err(e) => Err(ApiError::from_io("finishing an upload", e)),
+    let finished = match sink {
+        Sink::Disk(writer) => writer
+            .finish()
+            .await
+            .map(|staged| {
+                let arrived = Arrived {
+                    temp_name: staged.temp_name(),
+                    size: staged.size,
+                    sha256: staged.sha256.clone(),
+                    streamed: None,
+                };
+                (arrived, Some(staged))
+            })
+            .map_err(|e| ApiError::from_io("finishing an upload", e)),
+        Sink::Bucket(writer, attempt, key) => writer
+            .finish()
+            .await
+            .map(|w| {
+                let arrived = Arrived {
+                    temp_name: attempt,
+                    size: w.size,
+                    sha256: w.sha256,
+                    streamed: Some((key, w.meta)),
+                };
+                (arrived, None)
+            })
+            .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e)),
     };
-    let (staged, streamed) = match finished {
+    let (arrived, staged) = match finished {
         Ok(done) => done,
         Err(e) => {
             crate::domain::webhooks::upload_failed(app, &grant.video_id, &grant.file_name, &e)
@@ -333,17 +349,15 @@ where
             return Err(e);
         }
     };
-    let (size, sha256) = (staged.size, staged.sha256.clone());
+    let (size, sha256) = (arrived.size, arrived.sha256.clone());
 
     // 5. Publish (the record first, then the file).
-    let temp_name = staged.temp_name();
-    let arrived = Arrived {
-        temp_name,
-        size,
-        sha256: sha256.clone(),
-        streamed,
-    };
-    let meta = publish(app, &grant, arrived, staged, Staged::keep).await?;
+    let meta = publish(app, &grant, arrived, staged, |staged| {
+        if let Some(staged) = staged {
+            staged.keep();
+        }
+    })
+    .await?;
     Ok(Received {
         size,
         sha256,
@@ -352,14 +366,22 @@ where
     })
 }
 
+/// Where a PUT's body goes: a temp file, or with a bucket the object's own key (`put-RANDOM`,
+/// the attempt's name, then the key).
+enum Sink {
+    Disk(ObjectWriter),
+    Bucket(crate::storage::BucketWriter, String, String),
+}
+
 /// What arrived of an upload, to publish.
 pub(crate) struct Arrived {
-    /// The staged file in `tmp/`.
+    /// The staged file in `tmp/`; with a bucket, the name of the upload attempt, which no
+    /// other attempt has (the publication's journal row is keyed by it).
     pub temp_name: String,
     pub size: u64,
     pub sha256: String,
-    /// With a bucket: the key and the object it was streamed to as it arrived (a PUT); `None`
-    /// copies the staged file there first (a resumable upload).
+    /// With a bucket: the key and the object the bytes were streamed to as they arrived;
+    /// `None` copies the staged file there first (a resumable upload).
     pub streamed: Option<(String, ObjectMeta)>,
 }
 
@@ -408,14 +430,21 @@ async fn publish_staged<G: Send + 'static>(
         sha256,
         streamed,
     } = arrived;
-    // What the object is, read from its headers before the record that makes it ready.
+    // What the object is, read from its headers before the record that makes it ready: from
+    // the staged file, or from the bucket's object when the bytes went straight there.
     let media = {
         let (storage, name) = (app.storage.clone(), temp_name.clone());
         let ext = grant.file_name.rsplit('.').next().unwrap_or("").to_string();
-        tokio::task::spawn_blocking(move || {
-            storage
+        let in_bucket = streamed.as_ref().map(|(key, _)| key.clone());
+        tokio::task::spawn_blocking(move || match (storage.bucket(), in_bucket) {
+            (Some(bucket), Some(key)) => Ok(crate::domain::probe::probe(
+                &mut bucket.reader_blocking(&key, size),
+                size,
+                &ext,
+            )),
+            _ => storage
                 .open_temp(&name)
-                .map(|mut f| crate::domain::probe::probe(&mut f, size, &ext))
+                .map(|mut f| crate::domain::probe::probe(&mut f, size, &ext)),
         })
         .await
         .map_err(|e| ApiError::internal("probing an upload", e))?
@@ -595,61 +624,57 @@ async fn forget_unpublished(app: &AppState, video_id: &str, bucket_key: &str) {
     }
 }
 
-/// Reads the body into `writer`, enforcing the idle timeout, the byte limit and an exact size.
+/// Reads the body into `sink`, enforcing the idle timeout, the byte limit and an exact size.
 async fn stream_body<S>(
     grant: &UploadGrant,
-    writer: &mut ObjectWriter,
-    mut to_bucket: Option<&mut crate::storage::BucketWriter>,
+    sink: &mut Sink,
     body: &mut S,
     idle: std::time::Duration,
 ) -> Result<(), ApiError>
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
 {
+    let mut written = 0u64;
     loop {
         let next = tokio::time::timeout(idle, body.next()).await.map_err(|_| {
             log::info!(
-                "upload {} cut off: no data for {} s after {} bytes",
+                "upload {} cut off: no data for {} s after {written} bytes",
                 grant.upload_id,
                 idle.as_secs(),
-                writer.written()
             );
             ApiError::Timeout(format!(
-                "no data arrived for {} s after {} bytes; nothing was stored, start the upload again",
+                "no data arrived for {} s after {written} bytes; nothing was stored, start the upload again",
                 idle.as_secs(),
-                writer.written()
             ))
         })?;
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             log::info!(
-                "upload {} aborted after {} bytes: {e}",
+                "upload {} aborted after {written} bytes: {e}",
                 grant.upload_id,
-                writer.written()
             );
             ApiError::InvalidField(format!(
-                "the body ended early or could not be read after {} bytes",
-                writer.written()
+                "the body ended early or could not be read after {written} bytes"
             ))
         })?;
-        if writer.written() + chunk.len() as u64 > grant.limit {
+        written += chunk.len() as u64;
+        if written > grant.limit {
             return Err(too_large(grant));
         }
-        if let Some(bucket) = to_bucket.as_deref_mut() {
-            bucket
-                .put(chunk.clone())
+        match sink {
+            Sink::Disk(writer) => writer
+                .write(chunk)
                 .await
-                .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e))?;
+                .map_err(|e| ApiError::from_io("writing an upload", e))?,
+            Sink::Bucket(writer, _, _) => writer
+                .put(chunk)
+                .await
+                .map_err(|e| ApiError::from_io("storing an upload in the S3 bucket", e))?,
         }
-        writer
-            .write(chunk)
-            .await
-            .map_err(|e| ApiError::from_io("writing an upload", e))?;
     }
-    let size = writer.written();
-    if grant.exact && size != grant.limit {
+    if grant.exact && written != grant.limit {
         return Err(ApiError::InvalidField(format!(
-            "the body carried {size} bytes but this upload URL was signed for a size of exactly {} bytes",
+            "the body carried {written} bytes but this upload URL was signed for a size of exactly {} bytes",
             grant.limit
         )));
     }

@@ -210,15 +210,17 @@ pub async fn update(app: &AppState, id: &str, change: VideoUpdate) -> Result<Vid
 pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     let key = id.to_string();
     let hooks = app.settings.webhooks_for("video.deleted");
-    let marked = app
+    let (marked, sessions) = app
         .db
         .write(move |conn| {
             let before = db::videos::get(conn, &key)?;
+            // Resumable sessions kept in a bucket: their multipart uploads are aborted below.
+            let sessions = db::uploads::session_stores_of(conn, &key)?;
             let marked = db::videos::begin_delete(conn, &key, now_ms())?;
             if let (true, Some(v)) = (marked, before) {
                 crate::domain::webhooks::record(conn, &hooks, "video.deleted", &v, now_ms())?;
             }
-            Ok::<_, ApiError>(marked)
+            Ok::<_, ApiError>((marked, sessions))
         })
         .await?;
     if !marked {
@@ -226,10 +228,20 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     }
     crate::domain::webhooks::wake();
     let (storage, key) = (app.storage.clone(), id.to_string());
-    tokio::task::spawn_blocking(move || storage.remove_video(&key))
-        .await
-        .map_err(|e| ApiError::internal("removing a video's files", e))?
-        .map_err(|e| ApiError::from_io("removing a video's files", e))?;
+    tokio::task::spawn_blocking(move || {
+        if let Some(bucket) = storage.bucket() {
+            for (upload, stored) in sessions {
+                let tails = crate::storage::tails_prefix(&key, &upload);
+                if let Err(e) = bucket.end_session(&stored, &tails) {
+                    log::warn!("could not abort a deleted video's resumable upload: {e}");
+                }
+            }
+        }
+        storage.remove_video(&key)
+    })
+    .await
+    .map_err(|e| ApiError::internal("removing a video's files", e))?
+    .map_err(|e| ApiError::from_io("removing a video's files", e))?;
     let key = id.to_string();
     app.db
         .write(move |conn| Ok::<_, ApiError>(db::videos::finish_delete(conn, &key)?))

@@ -53,9 +53,24 @@ impl std::fmt::Debug for Bucket {
 /// `finish`, the parts sent are abandoned and no object appears.
 pub struct BucketWriter {
     tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    #[allow(clippy::type_complexity)]
-    task: Option<tokio::task::JoinHandle<io::Result<(BufWriter, Arc<AmazonS3>, Key)>>>,
+    task: Option<tokio::task::JoinHandle<io::Result<Sent>>>,
     runtime: Arc<Runtime>,
+}
+
+/// What a writer's task has sent, before the object is completed.
+struct Sent {
+    writer: BufWriter,
+    store: Arc<AmazonS3>,
+    key: Key,
+    size: u64,
+    digest: ring::digest::Context,
+}
+
+/// An object completed by `BucketWriter::finish`: what a reader will see, and what was sent.
+pub struct Written {
+    pub meta: ObjectMeta,
+    pub size: u64,
+    pub sha256: String,
 }
 
 impl BucketWriter {
@@ -79,14 +94,22 @@ impl BucketWriter {
         }
     }
 
-    /// Sends the last part and completes the object; what a reader will see of it.
-    pub async fn finish(mut self) -> io::Result<ObjectMeta> {
+    /// Sends the last part and completes the object: what a reader will see of it, with the
+    /// size and SHA-256 of the bytes sent.
+    pub async fn finish(mut self) -> io::Result<Written> {
         self.tx = None;
         let task = self.task.take().expect("finish once");
-        let (mut writer, store, key) = task
+        let Sent {
+            mut writer,
+            store,
+            key,
+            size,
+            digest,
+        } = task
             .await
             .map_err(|_| io::Error::other("the S3 upload task failed"))??;
-        self.runtime
+        let meta = self
+            .runtime
             .spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 if let Err(e) = writer.shutdown().await {
@@ -96,7 +119,12 @@ impl BucketWriter {
                 store.head(&key).await.map(meta_of).map_err(io_error)
             })
             .await
-            .map_err(|_| io::Error::other("the S3 upload task failed"))?
+            .map_err(|_| io::Error::other("the S3 upload task failed"))??;
+        Ok(Written {
+            meta,
+            size,
+            sha256: super::hex(digest.finish().as_ref()),
+        })
     }
 }
 
@@ -106,8 +134,8 @@ impl Drop for BucketWriter {
         if let Some(task) = self.task.take() {
             self.tx = None;
             self.runtime.spawn(async move {
-                if let Ok(Ok((mut writer, _, _))) = task.await {
-                    let _ = writer.abort().await;
+                if let Ok(Ok(mut sent)) = task.await {
+                    let _ = sent.writer.abort().await;
                 }
             });
         }
@@ -144,7 +172,7 @@ pub struct Listed {
     pub modified: SystemTime,
 }
 
-fn io_error(e: object_store::Error) -> io::Error {
+pub(super) fn io_error(e: object_store::Error) -> io::Error {
     match e {
         object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
         other => io::Error::other(format!("the S3 bucket: {other}")),
@@ -218,8 +246,21 @@ impl Bucket {
         &self.name
     }
 
+    pub(super) fn store(&self) -> Arc<AmazonS3> {
+        self.store.clone()
+    }
+
+    /// Starts `f` on the bucket's runtime.
+    pub(super) fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(f)
+    }
+
     /// Runs `f` on the bucket's runtime and waits for it: for blocking threads only.
-    fn block<T: Send + 'static>(
+    pub(super) fn block<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
@@ -231,7 +272,7 @@ impl Bucket {
     }
 
     /// Runs `f` on the bucket's runtime, for async callers on any runtime.
-    async fn on_runtime<T: Send + 'static>(
+    pub(super) async fn on_runtime<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
@@ -274,20 +315,30 @@ impl Bucket {
 
     /// Starts writing `key` in parts while the bytes arrive (`BucketWriter::put`): memory stays
     /// at most `PART * (CONCURRENCY + 1)` plus a short queue, and the object appears whole at
-    /// `finish`, or never.
+    /// `finish`, or never. The bytes are hashed on the way, on the client's threads.
     pub fn writer(&self, key: &str) -> BucketWriter {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let (store, key) = (self.store.clone(), key_of(key));
         let task = self.runtime.spawn(async move {
             let mut writer = BufWriter::with_capacity(store.clone(), key.clone(), PART)
                 .with_max_concurrency(CONCURRENCY);
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut size = 0u64;
             while let Some(chunk) = rx.recv().await {
+                digest.update(&chunk);
+                size += chunk.len() as u64;
                 if let Err(e) = writer.put(chunk).await {
                     let _ = writer.abort().await;
                     return Err(io_error(e));
                 }
             }
-            Ok::<_, io::Error>((writer, store, key))
+            Ok::<_, io::Error>(Sent {
+                writer,
+                store,
+                key,
+                size,
+                digest,
+            })
         });
         BucketWriter {
             tx: Some(tx),
@@ -377,6 +428,20 @@ impl Bucket {
             store.head(&key).await.map(meta_of).map_err(io_error)
         })
         .await
+    }
+
+    /// `key`'s bytes as a blocking reader that can seek, fetched by ranged GETs of at least
+    /// `READ_AHEAD` bytes: what the probe reads an object's headers through, without a copy
+    /// of it on this machine. For blocking threads.
+    pub fn reader_blocking(&self, key: &str, size: u64) -> BucketReader {
+        BucketReader {
+            bucket: self.clone(),
+            key: key_of(key),
+            size,
+            pos: 0,
+            buf: Bytes::new(),
+            buf_at: 0,
+        }
     }
 
     /// What a reader would see of `key`; `None` when there is no such object.
@@ -529,10 +594,70 @@ impl Bucket {
     }
 }
 
+/// Bytes fetched per ranged GET at least, by a `BucketReader`.
+const READ_AHEAD: u64 = 256 << 10;
+
+/// A blocking `Read + Seek` over an object (`Bucket::reader_blocking`).
+pub struct BucketReader {
+    bucket: Bucket,
+    key: Key,
+    size: u64,
+    pos: u64,
+    buf: Bytes,
+    buf_at: u64,
+}
+
+impl io::Read for BucketReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.size || out.is_empty() {
+            return Ok(0);
+        }
+        let held = self.buf_at..self.buf_at + self.buf.len() as u64;
+        if !held.contains(&self.pos) {
+            let len = (out.len() as u64).max(READ_AHEAD).min(self.size - self.pos);
+            let (store, key, range) = (
+                self.bucket.store.clone(),
+                self.key.clone(),
+                self.pos..self.pos + len,
+            );
+            self.buf = self
+                .bucket
+                .block(async move { store.get_range(&key, range).await })
+                .map_err(io_error)?;
+            self.buf_at = self.pos;
+            if self.buf.is_empty() {
+                return Ok(0);
+            }
+        }
+        let from = (self.pos - self.buf_at) as usize;
+        let n = out.len().min(self.buf.len() - from);
+        out[..n].copy_from_slice(&self.buf[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for BucketReader {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the object's start",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
 /// The key as flare names it. `Path::from` would percent-encode every byte outside ASCII (a
 /// file named `Été.webm` would be stored as `%C3%89t%C3%A9.webm`); names flare accepted
 /// (`names::check_path_name`) parse as they are.
-fn key_of(key: &str) -> Key {
+pub(super) fn key_of(key: &str) -> Key {
     Key::parse(key).unwrap_or_else(|_| Key::from(key))
 }
 
@@ -543,7 +668,7 @@ fn stream_of(
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
-fn meta_of(m: object_store::ObjectMeta) -> ObjectMeta {
+pub(super) fn meta_of(m: object_store::ObjectMeta) -> ObjectMeta {
     let secs = m.last_modified.timestamp().max(0) as u64;
     ObjectMeta {
         size: m.size,

@@ -23,17 +23,29 @@ mod bucket;
 #[cfg(not(feature = "s3"))]
 #[path = "no_bucket.rs"]
 mod bucket;
+#[cfg(feature = "s3")]
+mod bucket_session;
 mod derived;
 mod inventory;
 mod part;
 mod read;
 mod write;
 
-pub use bucket::{Bucket, BucketWriter};
-pub(crate) use part::PARTS_DIR;
+pub use bucket::{Bucket, BucketWriter, Written};
+#[cfg(not(feature = "s3"))]
+pub(crate) use bucket::{Finished, SessionWriter};
+#[cfg(feature = "s3")]
+pub(crate) use bucket_session::{Finished, SessionWriter};
+pub(crate) use part::{PartWriter, PARTS_DIR};
 pub use read::is_cached;
 pub(crate) use read::{cache_probe, load_into_cache, CacheProbe, FileChunks};
 pub use write::{ObjectWriter, Staged};
+
+/// Where a resumable session kept in a bucket puts its tails (`bucket_session`): removed whole
+/// when the session ends.
+pub(crate) fn tails_prefix(video_id: &str, upload_id: &str) -> String {
+    format!("{video_id}/sessions/{upload_id}")
+}
 
 /// The address of an object. Both names must have passed `names::check_path_name`.
 #[derive(Debug, Clone)]
@@ -69,8 +81,8 @@ pub struct Storage {
     lost_found: PathBuf,
     sync: bool,
     rng: SystemRandom,
-    /// `[s3]`: objects live in this bucket, and `objects/` stays empty. Uploads are still
-    /// staged in `tmp/`, which is where the local file system keeps them while they arrive.
+    /// `[s3]`: objects live in this bucket, and `objects/` stays empty. An upload's bytes go
+    /// straight into the bucket; `tmp/` holds only media jobs' working copies.
     bucket: Option<Bucket>,
 }
 
@@ -93,8 +105,8 @@ impl Storage {
 
     /// As `open`, with the objects in `bucket`.
     pub fn with_bucket(mut self, bucket: Option<Bucket>) -> Storage {
-        // A staged upload is not what is kept: the bucket's copy is, and its durability is the
-        // store's. Syncing the staging file would only slow the upload.
+        // A local file is never what is kept: the bucket's copy is, and its durability is the
+        // store's. Syncing a working copy would only slow the job.
         self.sync &= bucket.is_none();
         self.bucket = bucket;
         self

@@ -45,6 +45,9 @@ impl Bucket {
     pub async fn put_file(&self, _: &Path, _: &str, _: Option<&str>) -> io::Result<ObjectMeta> {
         unreachable!("{NEVER}")
     }
+    pub fn reader_blocking(&self, _: &str, _: u64) -> std::io::Empty {
+        unreachable!("{NEVER}")
+    }
     pub async fn head(&self, _: &str) -> io::Result<Option<ObjectMeta>> {
         unreachable!("{NEVER}")
     }
@@ -85,7 +88,54 @@ impl BucketWriter {
     pub async fn put(&mut self, _: Bytes) -> io::Result<()> {
         unreachable!("{NEVER}")
     }
-    pub async fn finish(self) -> io::Result<ObjectMeta> {
+    pub async fn finish(self) -> io::Result<Written> {
+        unreachable!("{NEVER}")
+    }
+}
+
+pub struct Written {
+    pub meta: ObjectMeta,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Bucket {
+    pub(crate) async fn begin_session(&self, _: &str, _: u64) -> io::Result<String> {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) fn end_session(&self, _: &str, _: &str) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) async fn append_session(&self, _: &str, _: &str) -> io::Result<SessionWriter> {
+        unreachable!("{NEVER}")
+    }
+}
+
+pub(crate) struct SessionWriter(());
+
+pub(crate) struct SessionAppended {
+    pub written: u64,
+    pub stored: String,
+    pub stale: Option<String>,
+}
+
+#[allow(dead_code)] // never made: there is no bucket
+pub(crate) enum Finished {
+    Kept(SessionAppended),
+    Complete(Written, String),
+}
+
+impl SessionWriter {
+    pub(crate) fn written(&self) -> u64 {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) async fn write(&mut self, _: Bytes) -> io::Result<()> {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) async fn checkpoint(&mut self) -> io::Result<SessionAppended> {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) async fn finish(self, _: bool) -> io::Result<Finished> {
         unreachable!("{NEVER}")
     }
 }

@@ -754,3 +754,64 @@ pub fn stored_objects(data_dir: &Path) -> Vec<PathBuf> {
         _ => files_under(&data_dir.join("objects")),
     }
 }
+
+/// What a server on `data_dir` holds of its resumable sessions' bytes, as (things, bytes): part
+/// files in `tmp/resumable/`; with a test bucket, also the sessions' tails under
+/// `VIDEO/sessions/` and their multipart uploads with the bytes of their parts (s3s-fs keeps
+/// those beside its buckets: `.bucket-B64(BUCKET).object-B64(KEY).upload-UUID.metadata.json`
+/// names an upload, `.upload_id-UUID.part-N` holds one of its parts).
+pub fn session_bytes(data_dir: &Path) -> (usize, u64) {
+    let size = |p: &PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut files = files_under(&data_dir.join("tmp/resumable"));
+    let mut uploads = 0;
+    let mut bytes = 0;
+    if let (Some((_, bucket)), Ok(root)) = (test_bucket(data_dir), std::env::var("TEST_S3_ROOT")) {
+        use base64::Engine;
+        let root = PathBuf::from(root);
+        // One tail counts per session: the newest (the one before it goes once the row names
+        // the new one).
+        for video in std::fs::read_dir(root.join(&bucket))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for session in std::fs::read_dir(video.path().join("sessions"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let newest = files_under(&session.path())
+                    .into_iter()
+                    .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+                files.extend(newest);
+            }
+        }
+        let ours = format!(
+            ".bucket-{}.object-",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bucket)
+        );
+        let beside: Vec<String> = std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in beside.iter().filter(|n| n.starts_with(&ours)) {
+            let upload = name
+                .split(".upload-")
+                .nth(1)
+                .and_then(|rest| rest.strip_suffix(".metadata.json"));
+            if let Some(upload) = upload {
+                uploads += 1;
+                let parts = format!(".upload_id-{upload}.part-");
+                for part in beside.iter().filter(|n| n.starts_with(&parts)) {
+                    bytes += size(&root.join(part));
+                }
+            }
+        }
+    }
+    (
+        files.len() + uploads,
+        bytes + files.iter().map(size).sum::<u64>(),
+    )
+}

@@ -112,10 +112,7 @@ fn wait_for_part(data_dir: &std::path::Path, size: usize, child: &mut Child) -> 
             child.try_wait().unwrap().is_none(),
             "the upload ended before it could be cut"
         );
-        let written = files_under(&data_dir.join("tmp/resumable"))
-            .first()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map_or(0, |m| m.len() as usize);
+        let written = session_bytes(data_dir).1 as usize;
         if written > (1 << 20) && written < size {
             return written;
         }
