@@ -87,28 +87,45 @@ head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$work/src.bin"
 want=$(sha256sum "$work/src.bin" | cut -d' ' -f1)
 secs() { curl -sS -o "${2:-/dev/null}" -w '%{time_total}' "${@:3}" "$1"; }
 flare_put=() direct_put=() flare_get=() direct_get=() flare_tus=()
+# Peak RSS per kind of transfer: the kernel's high-water mark, reset before each transfer and
+# read after it.
+declare -A peak=([put]=0 [tus]=0 [get]=0)
+reset_peak() { echo 5 >"/proc/$flare_pid/clear_refs" 2>/dev/null || true; }
+mark() {
+  local kib
+  kib=$(awk '/VmHWM/ {print $2}' "/proc/$flare_pid/status")
+  [ "$kib" -gt "${peak[$1]}" ] && peak[$1]=$kib
+  return 0
+}
 for i in $(seq "$runs"); do
   id=$(api /api/video/create '{"fileName":"big.mp4"}' | field '["video"]["id"]')
   url=$(api /api/video/upload/presign "{\"videoId\":\"$id\",\"fileName\":\"big.mp4\"}" | field '["uploadUrl"]')
+  reset_peak
   flare_put+=("$(secs "$url" "$work/put.json" -X PUT -H 'Content-Type: video/mp4' -T "$work/src.bin")")
+  mark put
   [ "$(field '["sha256"]' <"$work/put.json")" = "$want" ] || { echo "flare stored other bytes"; exit 1; }
   direct_put+=("$(secs "$(presign put "direct/$i.bin")" /dev/null -T "$work/src.bin")")
-  # The same bytes as one tus PATCH to the resumable URL: parts cut and recorded as they come.
-  rid=$(api /api/video/create '{"fileName":"big.mp4"}' | field '["video"]["id"]')
-  rurl=$(api /api/video/upload/presign "{\"videoId\":\"$rid\",\"fileName\":\"big.mp4\",\"resumable\":true}" \
-    | field '["resumable"]["url"]')
-  curl -sf -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $((size_mib << 20))" "$rurl"
-  flare_tus+=("$(secs "$rurl" /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
-    -H 'Content-Type: application/offset+octet-stream' -T "$work/src.bin")")
-  got=$(curl -sf "$base/api/video/$rid" -H "Authorization: Bearer $token")
-  [ "$(field '["video"]["sha256"]' <<<"$got")" = "$want" ] || { echo "flare stored other bytes (tus)"; exit 1; }
+  reset_peak
   flare_get+=("$(secs "$base/media/$id/composite/big.mp4" "$work/got.bin")")
+  mark get
   [ "$(sha256sum <"$work/got.bin" | cut -d' ' -f1)" = "$want" ] || { echo "flare served other bytes"; exit 1; }
   direct_get+=("$(secs "$(presign get "direct/$i.bin")" "$work/got.bin")")
   [ "$(sha256sum <"$work/got.bin" | cut -d' ' -f1)" = "$want" ] || { echo "the store served other bytes"; exit 1; }
   rm -f "$work/got.bin"
+  # The same bytes as one tus PATCH to the resumable URL (parts cut and recorded as they come),
+  # last, so that the GETs follow the same kind of transfer as before it was measured.
+  rid=$(api /api/video/create '{"fileName":"big.mp4"}' | field '["video"]["id"]')
+  rurl=$(api /api/video/upload/presign "{\"videoId\":\"$rid\",\"fileName\":\"big.mp4\",\"resumable\":true}" \
+    | field '["resumable"]["url"]')
+  curl -sf -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $((size_mib << 20))" "$rurl"
+  reset_peak
+  flare_tus+=("$(secs "$rurl" /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-stream' -T "$work/src.bin")")
+  mark tus
+  got=$(curl -sf "$base/api/video/$rid" -H "Authorization: Bearer $token")
+  [ "$(field '["video"]["sha256"]' <<<"$got")" = "$want" ] || { echo "flare stored other bytes (tus)"; exit 1; }
 done
-peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$flare_pid/status")
+peak_kib=$(printf '%s\n' "${peak[@]}" | sort -n | tail -1)
 
 median_rate() { printf '%s\n' "$@" | sort -g | awk -v mib="$size_mib" '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.0f", mib/m}'; }
 fp=$(median_rate "${flare_put[@]}") dp=$(median_rate "${direct_put[@]}")
@@ -127,5 +144,6 @@ mkdir -p bench/results
   echo "| tus PATCH (one request) | $ft | $dp | $(ratio "$ft" "$dp")× |"
   echo "| GET | $fg | $dg | $(ratio "$fg" "$dg")× |"
   echo
-  echo "flare's peak RSS: $((peak_kib / 1024)) MiB"
+  echo "flare's peak RSS: $((peak_kib / 1024)) MiB over the whole run; per transfer: PUT $((peak[put] / 1024)) MiB," \
+    "tus PATCH $((peak[tus] / 1024)) MiB, GET $((peak[get] / 1024)) MiB"
 } | tee "bench/results/S3-$([ "$runs" = 1 ] && echo SMOKE || echo LAST).md"

@@ -120,6 +120,7 @@ impl BucketWriter {
             })
             .await
             .map_err(|_| io::Error::other("the S3 upload task failed"))??;
+        crate::sys::release_free_memory();
         Ok(Written {
             meta,
             size,
@@ -130,6 +131,7 @@ impl BucketWriter {
 
 impl Drop for BucketWriter {
     fn drop(&mut self) {
+        crate::sys::release_free_memory();
         // Unfinished: the task sees its queue close and is told to abort.
         if let Some(task) = self.task.take() {
             self.tx = None;

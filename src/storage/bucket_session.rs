@@ -116,7 +116,9 @@ pub(crate) struct SessionWriter {
     first_tail: Option<String>,
     /// The SHA-256 state after every byte cut into a part (not the tail's).
     hasher: Option<Sha256>,
-    /// Bytes not yet in a part: the tail read back, then this request's.
+    /// Bytes not yet in a part: the tail read back, then this request's, copied into one
+    /// buffer of the part's size (holding the network's chunks instead would hold the larger
+    /// buffers they are cut from).
     buffer: BytesMut,
     /// This request's bytes.
     written: u64,
@@ -221,6 +223,13 @@ impl Bucket {
     }
 }
 
+impl Drop for SessionWriter {
+    fn drop(&mut self) {
+        // However the request ended, its part buffers go back to the kernel.
+        crate::sys::release_free_memory();
+    }
+}
+
 impl SessionWriter {
     pub(crate) fn written(&self) -> u64 {
         self.written
@@ -228,35 +237,48 @@ impl SessionWriter {
 
     pub(crate) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
         self.written += chunk.len() as u64;
-        self.buffer.extend_from_slice(&chunk);
-        while self.buffer.len() as u64 >= self.state.part_size {
-            let part = self.buffer.split_to(self.state.part_size as usize).freeze();
-            self.send(part).await?;
+        let part_size = self.state.part_size as usize;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if self.buffer.capacity() == 0 {
+                // Untouched pages cost nothing: a short request never fills them.
+                self.buffer.reserve(part_size);
+            }
+            let take = (part_size - self.buffer.len()).min(rest.len());
+            self.buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buffer.len() == part_size {
+                let part = std::mem::take(&mut self.buffer).freeze();
+                self.send(vec![part]).await?;
+            }
         }
         Ok(())
     }
 
     /// The SHA-256 state after `bytes`, hashed on a blocking thread (a part is megabytes).
-    async fn hash(&mut self, bytes: &Bytes) -> io::Result<Sha256> {
+    async fn hash(&mut self, bytes: &[Bytes]) -> io::Result<Sha256> {
         let (mut hasher, bytes) = (
             self.hasher.take().expect("a hasher between parts"),
-            bytes.clone(),
+            bytes.to_vec(),
         );
         tokio::task::spawn_blocking(move || {
-            hasher.update(&bytes);
+            bytes.iter().for_each(|b| hasher.update(b));
             hasher
         })
         .await
         .map_err(io::Error::other)
     }
 
-    /// Hashes a part (off the async thread) and starts sending it; waits while `IN_FLIGHT`
-    /// are being sent.
-    async fn send(&mut self, part: Bytes) -> io::Result<()> {
+    /// Hashes a part (off the async thread) and starts sending it, once fewer than
+    /// `IN_FLIGHT` are being sent: a session holds at most that many parts and the one filling.
+    async fn send(&mut self, part: Vec<Bytes>) -> io::Result<()> {
+        while self.sending.len() >= IN_FLIGHT {
+            self.settle_one().await?;
+        }
         let hasher = self.hash(&part).await?;
         self.hasher = Some(hasher.clone());
         let n = self.state.parts.len() + self.sent.len() + self.sending.len();
-        let size = part.len() as u64;
+        let size = part.iter().map(|b| b.len() as u64).sum();
         let (store, path, upload) = (
             self.bucket.store(),
             key_of(&self.state.key),
@@ -264,14 +286,11 @@ impl SessionWriter {
         );
         let task = self.bucket.spawn(async move {
             store
-                .put_part(&path, &upload, n, PutPayload::from_bytes(part))
+                .put_part(&path, &upload, n, part.into_iter().collect())
                 .await
                 .map_err(io_error)
         });
         self.sending.push_back((n, size, hasher, task));
-        while self.sending.len() > IN_FLIGHT {
-            self.settle_one().await?;
-        }
         Ok(())
     }
 
@@ -315,10 +334,11 @@ impl SessionWriter {
     /// false), or its last part, and the multipart upload is completed (`last`: true).
     pub(crate) async fn finish(mut self, last: bool) -> io::Result<Finished> {
         let appended = self.checkpoint().await?;
-        let rest = self.buffer.split().freeze();
+        let rest_len = self.buffer.len() as u64;
+        let rest = vec![std::mem::take(&mut self.buffer).freeze()];
         if !last {
             let carried = self.state.tail.as_ref().map_or(0, |t| t.size);
-            if rest.len() as u64 == carried {
+            if rest_len == carried {
                 // Nothing new past the parts: the tail (if any) stays as it is.
                 return Ok(Finished::Kept(appended));
             }
@@ -327,17 +347,18 @@ impl SessionWriter {
                 self.tails,
                 crate::ids::random_id(&ring::rand::SystemRandom::new(), "", 12)
             );
-            let size = rest.len() as u64;
+            let size = rest_len;
             let (store, path) = (self.bucket.store(), key_of(&key));
+            let payload: PutPayload = rest.into_iter().collect();
             self.bucket
-                .on_runtime(async move { store.put(&path, PutPayload::from_bytes(rest)).await })
+                .on_runtime(async move { store.put(&path, payload).await })
                 .await
                 .map_err(io_error)?;
             self.state.tail = Some(Tail { key, size });
             return Ok(Finished::Kept(self.appended()));
         }
         let hasher = self.hash(&rest).await?;
-        let size = self.state.parts.iter().map(|p| p.size).sum::<u64>() + rest.len() as u64;
+        let size = self.state.parts.iter().map(|p| p.size).sum::<u64>() + rest_len;
         let (store, path, upload) = (
             self.bucket.store(),
             key_of(&self.state.key),
@@ -360,12 +381,9 @@ impl SessionWriter {
                     let _ = store.abort_multipart(&path, &upload).await;
                     store.put(&path, PutPayload::default()).await?;
                 } else {
-                    if !rest.is_empty() {
-                        parts.push(
-                            store
-                                .put_part(&path, &upload, next, PutPayload::from_bytes(rest))
-                                .await?,
-                        );
+                    if rest_len > 0 {
+                        let payload: PutPayload = rest.into_iter().collect();
+                        parts.push(store.put_part(&path, &upload, next, payload).await?);
                     }
                     store.complete_multipart(&path, &upload, parts).await?;
                 }
