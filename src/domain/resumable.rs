@@ -26,7 +26,6 @@ use crate::domain::videos::public_url;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::{tails_prefix, Bucket, Finished, PartWriter, SessionWriter, Storage};
-
 use crate::time::now_ms;
 
 /// Within one long request, bytes are made durable and recorded every this many: a server
