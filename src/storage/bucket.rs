@@ -120,7 +120,6 @@ impl BucketWriter {
             })
             .await
             .map_err(|_| io::Error::other("the S3 upload task failed"))??;
-        crate::sys::release_free_memory();
         Ok(Written {
             meta,
             size,
@@ -131,6 +130,7 @@ impl BucketWriter {
 
 impl Drop for BucketWriter {
     fn drop(&mut self) {
+        // Finished or not, its part buffers go back to the kernel.
         crate::sys::release_free_memory();
         // Unfinished: the task sees its queue close and is told to abort.
         if let Some(task) = self.task.take() {

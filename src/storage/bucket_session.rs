@@ -205,6 +205,8 @@ impl Bucket {
                     ),
                 ));
             }
+            // Room for a whole part at once: the tail is its head.
+            buffer.reserve(state.part_size as usize);
             buffer.extend_from_slice(&bytes);
         }
         Ok(SessionWriter {
