@@ -253,10 +253,11 @@ async fn start(
     // A PUT through the sibling URL claims the upload before it reads the row, so either it saw
     // this session, or this sees its claim.
     if !began || app.in_flight.contains(&grant.upload_id) {
+        let (video, id, stored) = (&grant.video_id, &grant.upload_id, session.stored);
         if began {
-            end(app, grant, session.stored.clone()).await?;
+            end(app, video, id, stored).await?;
         } else {
-            forget_bytes(app, grant, session.stored.clone()).await?;
+            remove_bytes(app, video, id, stored).await?;
         }
         return Err(ApiError::UploadInProgress(
             "a PUT through this upload's other URL is in progress".into(),
@@ -266,9 +267,9 @@ async fn start(
         let storage = app.storage.clone();
         let id = grant.upload_id.clone();
         blocking(move || storage.remove_part(&id)).await?;
+        app.sessions
+            .set_hasher(&grant.upload_id, 0, digest::Context::new(&digest::SHA256));
     }
-    app.sessions
-        .set_hasher(&grant.upload_id, 0, digest::Context::new(&digest::SHA256));
     log::info!(
         "resumable upload {} for video {} started ({})",
         grant.upload_id,
@@ -782,7 +783,7 @@ pub async fn cancel(app: &AppState, grant: &UploadGrant) -> Result<(), ApiError>
         Err(_) => Err(ApiError::UrlUsed),
         Ok(None) => Ok(()),
         Ok(Some(session)) => {
-            end(app, grant, session.stored).await?;
+            end(app, &grant.video_id, &grant.upload_id, session.stored).await?;
             log::info!("resumable upload {} cancelled", grant.upload_id);
             Ok(())
         }
@@ -790,11 +791,7 @@ pub async fn cancel(app: &AppState, grant: &UploadGrant) -> Result<(), ApiError>
 }
 
 /// Ends a session: the row first (no offset is reported after this), then its bytes.
-async fn end(app: &AppState, grant: &UploadGrant, stored: Option<String>) -> Result<(), ApiError> {
-    end_row(app, &grant.video_id, &grant.upload_id, stored).await
-}
-
-async fn end_row(
+async fn end(
     app: &AppState,
     video_id: &str,
     upload_id: &str,
@@ -808,16 +805,7 @@ async fn end_row(
     remove_bytes(app, video_id, upload_id, stored).await
 }
 
-/// Removes a session's bytes that no row names any more (or ever did).
-async fn forget_bytes(
-    app: &AppState,
-    grant: &UploadGrant,
-    stored: Option<String>,
-) -> Result<(), ApiError> {
-    remove_bytes(app, &grant.video_id, &grant.upload_id, stored).await
-}
-
-/// A part file, or a multipart upload and its tails.
+/// Removes a session's bytes (`Storage::remove_session`).
 async fn remove_bytes(
     app: &AppState,
     video_id: &str,
@@ -825,12 +813,8 @@ async fn remove_bytes(
     stored: Option<String>,
 ) -> Result<(), ApiError> {
     let storage = app.storage.clone();
-    let (id, tails) = (upload_id.to_string(), tails_prefix(video_id, upload_id));
-    blocking(move || match (storage.bucket(), stored) {
-        (Some(bucket), Some(stored)) => bucket.end_session(&stored, &tails),
-        _ => storage.remove_part(&id),
-    })
-    .await
+    let (video, id) = (video_id.to_string(), upload_id.to_string());
+    blocking(move || storage.remove_session(&video, &id, stored.as_deref())).await
 }
 
 /// Ends every session whose window has passed; run every few minutes. Returns how many.
@@ -847,7 +831,7 @@ pub async fn sweep(app: &AppState) -> Result<usize, ApiError> {
             continue;
         };
         let stored = row.session.and_then(|s| s.stored);
-        end_row(app, &row.video_id, &row.id, stored).await?;
+        end(app, &row.video_id, &row.id, stored).await?;
         swept += 1;
     }
     if swept > 0 {

@@ -30,31 +30,17 @@ pub(crate) fn reconcile(db: &db::Db, storage: &Storage) -> Result<(usize, usize)
         let offset = row.session.as_ref().map_or(0, |s| s.offset);
         let expired = row.session.as_ref().is_some_and(|s| s.until <= now_ms());
         // A session kept in the bucket has no part file here, and may be another node's.
-        let in_bucket = match (storage.bucket(), row.session.as_ref()) {
-            (
-                Some(bucket),
-                Some(db::uploads::Session {
-                    stored: Some(s), ..
-                }),
-            ) => Some((bucket, s)),
-            _ => None,
-        };
-        let lost = match in_bucket {
-            Some(_) => false,
-            None => storage.part_len(&row.id).map_err(io)?.unwrap_or(0) < offset,
+        let stored = row.session.as_ref().and_then(|s| s.stored.as_deref());
+        let lost = match (storage.bucket(), stored) {
+            (Some(_), Some(_)) => false,
+            _ => storage.part_len(&row.id).map_err(io)?.unwrap_or(0) < offset,
         };
         if expired || lost {
             db.blocking(|c| db::uploads::end_session(c, &row.id))
                 .map_err(|e| format!("cannot update the database: {e}"))?;
-            match in_bucket {
-                Some((bucket, stored)) => bucket
-                    .end_session(
-                        stored,
-                        &crate::storage::tails_prefix(&row.video_id, &row.id),
-                    )
-                    .map_err(|e| format!("cannot end an expired upload in the S3 bucket: {e}"))?,
-                None => storage.remove_part(&row.id).map_err(io)?,
-            }
+            storage
+                .remove_session(&row.video_id, &row.id, stored)
+                .map_err(|e| format!("cannot remove an ended upload's bytes: {e}"))?;
             ended += 1;
         }
     }

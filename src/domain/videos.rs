@@ -229,12 +229,9 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ApiError> {
     crate::domain::webhooks::wake();
     let (storage, key) = (app.storage.clone(), id.to_string());
     tokio::task::spawn_blocking(move || {
-        if let Some(bucket) = storage.bucket() {
-            for (upload, stored) in sessions {
-                let tails = crate::storage::tails_prefix(&key, &upload);
-                if let Err(e) = bucket.end_session(&stored, &tails) {
-                    log::warn!("could not abort a deleted video's resumable upload: {e}");
-                }
+        for (upload, stored) in sessions {
+            if let Err(e) = storage.remove_session(&key, &upload, Some(&stored)) {
+                log::warn!("could not abort a deleted video's resumable upload: {e}");
             }
         }
         storage.remove_video(&key)

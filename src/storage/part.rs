@@ -39,6 +39,22 @@ impl Storage {
         self.remove_temp(&Self::part_name(upload_id))
     }
 
+    /// Removes a resumable session's bytes: its part file or, with a bucket and `stored` (its
+    /// row's record of them there), its multipart upload and tails. Blocking.
+    pub(crate) fn remove_session(
+        &self,
+        video_id: &str,
+        upload_id: &str,
+        stored: Option<&str>,
+    ) -> io::Result<()> {
+        match (self.bucket(), stored) {
+            (Some(bucket), Some(stored)) => {
+                bucket.end_session(stored, &super::tails_prefix(video_id, upload_id))
+            }
+            _ => self.remove_part(upload_id),
+        }
+    }
+
     /// The upload ids that have a part file. Blocking.
     pub(crate) fn part_ids(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
