@@ -353,8 +353,9 @@ fn migrate_store_moves_a_single_box_into_postgresql_and_the_bucket_and_resumes()
     assert_eq!(report["copied"], 0, "{report}");
 }
 
-/// The resumable URL of a fresh presign on `node`, as a local path.
-fn resumable_path(node: &Node, auth: &str, id: &str, file_name: &str) -> String {
+/// A new video on `node` and the resumable URL of a fresh presign for it, as a local path.
+fn resumable_video(node: &Node, auth: &str, file_name: &str) -> (String, String) {
+    let id = node.create_video(auth, file_name);
     let res = node.send(
         "POST",
         "/api/video/upload/presign",
@@ -365,7 +366,7 @@ fn resumable_path(node: &Node, auth: &str, id: &str, file_name: &str) -> String 
     );
     assert_eq!(res.status, 200, "{}", res.text());
     let url = res.json()["resumable"]["url"].as_str().unwrap().to_string();
-    format!("/{}", url.splitn(4, '/').nth(3).unwrap())
+    (id, format!("/{}", url.splitn(4, '/').nth(3).unwrap()))
 }
 
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
@@ -382,6 +383,13 @@ fn patch(node: &Node, url: &str, offset: usize, bytes: &[u8]) -> Response {
         ],
         bytes,
     )
+}
+
+/// A tus creation of `len` bytes at `url`: its status.
+fn create(node: &Node, url: &str, len: usize) -> u16 {
+    let len = len.to_string();
+    node.send("POST", url, &[TUS, ("Upload-Length", &len)], b"")
+        .status
 }
 
 fn offset_of(node: &Node, url: &str) -> usize {
@@ -404,12 +412,9 @@ fn a_resumable_upload_goes_on_at_whichever_node_the_next_request_reaches() {
     let p = pair();
     let (a, b) = p.both();
     let auth = p.auth();
-    let id = a.create_video(&auth, "lab.mp4");
-    let url = resumable_path(&a, &auth, &id, "lab.mp4");
+    let (id, url) = resumable_video(&a, &auth, "lab.mp4");
     let data = sample(21 << 20);
-    let len = data.len().to_string();
-    let res = a.send("POST", &url, &[TUS, ("Upload-Length", &len)], b"");
-    assert_eq!(res.status, 201, "{}", res.text());
+    assert_eq!(create(&a, &url, data.len()), 201);
 
     // 11 MiB on A: one 8 MiB part and a 3 MiB tail, both in the bucket, none on A's disk.
     let res = patch(&a, &url, 0, &data[..11 << 20]);
@@ -461,8 +466,7 @@ fn a_node_killed_mid_request_loses_only_what_came_after_its_last_checkpoint() {
     let p = pair();
     let (a, mut b) = p.both();
     let auth = p.auth();
-    let id = a.create_video(&auth, "cut.mp4");
-    let url = resumable_path(&a, &auth, &id, "cut.mp4");
+    let (id, url) = resumable_video(&a, &auth, "cut.mp4");
     let data = sample(48 << 20);
     // One long PATCH to B, sent slowly; B is killed once A sees a checkpoint recorded.
     let (port, head) = (
@@ -524,15 +528,9 @@ fn a_session_cancelled_or_its_video_deleted_on_one_node_leaves_nothing_in_the_bu
     let p = pair();
     let (a, b) = p.both();
     let auth = p.auth();
-    let id = a.create_video(&auth, "gone.mp4");
-    let url = resumable_path(&a, &auth, &id, "gone.mp4");
+    let (id, url) = resumable_video(&a, &auth, "gone.mp4");
     let data = sample(10 << 20);
-    let len = data.len().to_string();
-    assert_eq!(
-        a.send("POST", &url, &[TUS, ("Upload-Length", &len)], b"")
-            .status,
-        201
-    );
+    assert_eq!(create(&a, &url, data.len()), 201);
     assert_eq!(patch(&a, &url, 0, &data[..3 << 20]).status, 204);
     assert_eq!(
         bucket_files(&p, &format!("{id}/sessions")).len(),
@@ -545,11 +543,7 @@ fn a_session_cancelled_or_its_video_deleted_on_one_node_leaves_nothing_in_the_bu
         bucket_files(&p, &format!("{id}/sessions")),
         Vec::<std::path::PathBuf>::new()
     );
-    assert_eq!(
-        a.send("POST", &url, &[TUS, ("Upload-Length", &len)], b"")
-            .status,
-        201
-    );
+    assert_eq!(create(&a, &url, data.len()), 201);
     assert_eq!(patch(&b, &url, 0, &data[..9 << 20]).status, 204);
     // Its video deleted on A: nothing of the session is left.
     let res = a.send(
